@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import importlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -49,6 +50,12 @@ _CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECAS
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
 _TRIM = " \t\n,.;:!?-\u2013\u2014"
+# The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
+# without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes.
+try:
+    _sre_parse: Any = importlib.import_module("re._parser")
+except ImportError:  # pragma: no cover - Python < 3.11 names it sre_parse
+    _sre_parse = None
 
 
 @dataclass(frozen=True)
@@ -364,9 +371,12 @@ class PhraseRule(Rule):
     unless: tuple[re.Pattern[str], ...] = ()
     unless_before: tuple[re.Pattern[str], ...] = ()
     unless_next: tuple[re.Pattern[str], ...] = ()
+    gate: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield matches that no exception cancels."""
+        if self.gate is not None and self.gate.search(doc.scan) is None:
+            return
         for m in _finditer(self.regex, doc.scan):
             if m.end() == m.start():
                 continue
@@ -677,6 +687,7 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
             unless=comp("unless", spec.unless),
             unless_before=comp("unless_before", spec.unless_before),
             unless_next=comp("unless_next", spec.unless_next),
+            gate=_gate(patterns),
         )
     if isinstance(spec, ApologySpec):
         anchor = comp("anchor", [spec.anchor])[0]
@@ -711,6 +722,90 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
     if isinstance(spec, LongSentenceSpec):
         return LongSentenceRule(**common, max_words=spec.max_words)
     return NameUnusedRule(**common)
+
+
+_Req = frozenset[str] | None
+
+
+def _required_literals(source: str) -> frozenset[str] | None:
+    """Strings of which every match of ``source`` contains at least one, or None when that can't be worked out."""
+    if _sre_parse is None:
+        return None
+    try:
+        return _req_sequence(list(_sre_parse.parse(source, _FLAGS)))
+    except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
+        return None
+
+
+def _req_best(candidates: list[frozenset[str]]) -> _Req:
+    # Prefer the most selective requirement: long strings first, then few alternatives.
+    usable = [c for c in candidates if c and all(c)]
+    if not usable:
+        return None
+    return max(usable, key=lambda c: (min(min(len(s) for s in c), 6), -len(c)))
+
+
+def _req_sequence(items: list[tuple[Any, Any]]) -> _Req:
+    candidates: list[frozenset[str]] = []
+    run = ""
+    for op, av in items:
+        name = str(op)
+        if name == "LITERAL":
+            run += chr(av)
+            continue
+        if run:
+            candidates.append(frozenset([run]))
+            run = ""
+        sub: _Req = None
+        if name == "SUBPATTERN":
+            sub = _req_sequence(list(av[-1]))
+        elif name == "ATOMIC_GROUP":
+            sub = _req_sequence(list(av))
+        elif name == "BRANCH":
+            alternatives = [_req_sequence(list(alt)) for alt in av[1]]
+            if all(a is not None for a in alternatives):
+                sub = frozenset().union(*[a for a in alternatives if a is not None])
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
+            sub = _req_sequence(list(av[2]))
+        if sub is not None:
+            candidates.append(sub)
+    if run:
+        candidates.append(frozenset([run]))
+    return _req_best(candidates)
+
+
+def _gate(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
+    """A cheap literal regex that must match for any of ``patterns`` to match, or None when there is none."""
+    needed: set[str] = set()
+    for p in patterns:
+        req = _required_literals(p.pattern)
+        if req is None:
+            return None
+        needed |= req
+    if not needed:
+        return None
+    return re.compile(_trie_regex(sorted(needed)))
+
+
+def _trie_regex(words: Sequence[str]) -> str:
+    """An alternation of ``words`` factored by shared prefixes, which re scans far faster than a flat list."""
+    trie: dict[str, Any] = {}
+    for word in words:
+        node = trie
+        for ch in word:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def emit(node: dict[str, Any]) -> str:
+        ends = "" in node
+        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
+        if not branches:
+            return ""
+        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+        # A word that ends here makes the rest optional; as a gate any one word suffices, so stop at the shortest.
+        return "" if ends else body
+
+    return emit(trie) or "(?!)"
 
 
 def _case(example: str | ExampleCase) -> ExampleCase:

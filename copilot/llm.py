@@ -8,6 +8,7 @@ this line surfaces as a `ModelUnavailableError` with a message and a fix, never 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -93,10 +94,8 @@ class _StreamPump:
             # Closing the generator closes the HTTP response, so the server stops generating for nobody.
             close = getattr(chunks, "close", None)
             if close is not None:
-                try:
+                with contextlib.suppress(Exception):
                     close()
-                except Exception:
-                    pass
 
     def get(self, timeout: float) -> tuple[str, Any]:
         """Next event, or raise queue.Empty after `timeout` seconds."""

@@ -297,9 +297,7 @@ class LocalModelServer:
 
     def _check_startable(self) -> None:
         if not self.model_path.is_file():
-            raise CopilotError(
-                f"The model file {self.model_path} does not exist", "check the configured GGUF path"
-            )
+            raise CopilotError(f"The model file {self.model_path} does not exist", "check the configured GGUF path")
         if importlib.util.find_spec("llama_cpp") is None:
             raise CopilotError("llama-cpp-python is not installed, so the local model cannot run", _LOCAL_EXTRA_FIX)
 

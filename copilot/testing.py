@@ -43,7 +43,9 @@ class RecordingChatModel(GenericFakeChatModel):
             try:
                 reply = next(self.messages)
             except StopIteration:
-                raise RuntimeError(f"RecordingChatModel ran out of scripted replies after {len(self.calls) - 1}") from None
+                raise RuntimeError(
+                    f"RecordingChatModel ran out of scripted replies after {len(self.calls) - 1}"
+                ) from None
         if isinstance(reply, BaseException):
             raise reply
         message = AIMessage(content=reply) if isinstance(reply, str) else reply

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
@@ -73,7 +74,9 @@ class _BreaksMidway(BaseChatModel):
 
     calls: int = 0
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
         raise NotImplementedError
 
     def _stream(
@@ -105,7 +108,9 @@ class _Silent(BaseChatModel):
 
     release: Any = None
 
-    def _generate(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> ChatResult:
+    def _generate(
+        self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any
+    ) -> ChatResult:
         raise NotImplementedError
 
     def _stream(
@@ -145,12 +150,15 @@ class _Server:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                request = {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "json": json.loads(body or b"{}")}
+                request = {
+                    "path": self.path,
+                    "headers": {k.lower(): v for k, v in self.headers.items()},
+                    "json": json.loads(body or b"{}"),
+                }
                 outer.requests.append(request)
-                try:
+                # The client may hang up first, as it should on a timeout.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     respond(self, request)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up, as it should on a timeout
 
             def log_message(self, *args: Any) -> None:
                 pass
