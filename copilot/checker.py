@@ -201,7 +201,7 @@ _TOP_LEVEL_KEYS = ("rules", "vocabulary")
 class _Doc:
     """A text split into sentences, with quotations blanked out and sentence breaks turned into newlines."""
 
-    __slots__ = ("text", "scan", "sentences", "starts", "_bounds", "_cache")
+    __slots__ = ("text", "scan", "sentences", "starts", "active", "_bounds")
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -225,7 +225,8 @@ class _Doc:
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
         self._bounds: list[int] | None = None
-        self._cache: dict[str, object] = {}
+        # Literal words present in the text (see Checker._literals); None means "assume every pattern may match".
+        self.active: frozenset[str] | None = None
 
     def sentence_of(self, pos: int) -> int:
         """Index of the sentence containing ``pos``."""
@@ -367,19 +368,28 @@ def _any_in_clause(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, e
 class PhraseRule(Rule):
     """Sentence-level regex rule with same-sentence, same-clause and next-sentence exceptions."""
 
-    regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
+    parts: tuple[tuple[re.Pattern[str], frozenset[str] | None], ...] = field(default=(), compare=False, repr=False)
     unless: tuple[re.Pattern[str], ...] = ()
     unless_before: tuple[re.Pattern[str], ...] = ()
     unless_next: tuple[re.Pattern[str], ...] = ()
-    gate: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+
+    def _matches(self, doc: _Doc) -> list[re.Match[str]]:
+        """Matches of all patterns, earliest first, skipping patterns whose required words are absent."""
+        found: list[re.Match[str]] = []
+        for rx, needs in self.parts:
+            if needs is not None and doc.active is not None and needs.isdisjoint(doc.active):
+                continue
+            found.extend(m for m in _finditer(rx, doc.scan) if m.end() > m.start())
+        if len(self.parts) > 1:
+            found.sort(key=lambda m: (m.start(), -m.end()))
+        return found
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield matches that no exception cancels."""
-        if self.gate is not None and self.gate.search(doc.scan) is None:
-            return
-        for m in _finditer(self.regex, doc.scan):
-            if m.end() == m.start():
-                continue
+        last_end = -1
+        for m in self._matches(doc):
+            if m.start() < last_end:
+                continue  # one finding per stretch of text, even when two of the rule's patterns overlap
             idx = doc.sentence_of(m.start())
             s_start, s_end = doc.sentences[idx]
             if self.unless and _cancelled(self.unless, doc, s_start, s_end, m.start(), m.end()):
@@ -390,6 +400,7 @@ class PhraseRule(Rule):
                 n_start, n_end = doc.sentences[idx + 1]
                 if _any(self.unless_next, doc, n_start, n_end):
                     continue
+            last_end = m.end()
             yield m.start(), m.end()
 
 
@@ -683,11 +694,10 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
         patterns = comp("patterns", spec.patterns)
         return PhraseRule(
             **common,
-            regex=_combine(patterns, located, (*loc, "patterns")),
+            parts=tuple((p, _required_literals(p.pattern)) for p in patterns),
             unless=comp("unless", spec.unless),
             unless_before=comp("unless_before", spec.unless_before),
             unless_next=comp("unless_next", spec.unless_next),
-            gate=_gate(patterns),
         )
     if isinstance(spec, ApologySpec):
         anchor = comp("anchor", [spec.anchor])[0]
@@ -774,21 +784,8 @@ def _req_sequence(items: list[tuple[Any, Any]]) -> _Req:
     return _req_best(candidates)
 
 
-def _gate(patterns: Sequence[re.Pattern[str]]) -> re.Pattern[str] | None:
-    """A cheap literal regex that must match for any of ``patterns`` to match, or None when there is none."""
-    needed: set[str] = set()
-    for p in patterns:
-        req = _required_literals(p.pattern)
-        if req is None:
-            return None
-        needed |= req
-    if not needed:
-        return None
-    return re.compile(_trie_regex(sorted(needed)))
-
-
-def _trie_regex(words: Sequence[str]) -> str:
-    """An alternation of ``words`` factored by shared prefixes, which re scans far faster than a flat list."""
+def _trie_regex(words: Iterable[str]) -> str:
+    """An alternation of ``words`` factored by shared prefixes (greedy, so the longest word at a position wins)."""
     trie: dict[str, Any] = {}
     for word in words:
         node = trie
@@ -797,15 +794,34 @@ def _trie_regex(words: Sequence[str]) -> str:
         node[""] = {}
 
     def emit(node: dict[str, Any]) -> str:
-        ends = "" in node
         branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
         if not branches:
             return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        # A word that ends here makes the rest optional; as a gate any one word suffices, so stop at the shortest.
-        return "" if ends else body
+        if "" in node:
+            return "(?:" + "|".join(branches) + ")?"
+        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
 
     return emit(trie) or "(?!)"
+
+
+class _LiteralIndex:
+    """Finds, in one scan, which of the rules' required words occur in a text, so most patterns never run."""
+
+    def __init__(self, words: Iterable[str]) -> None:
+        universe = sorted(set(words))
+        # Only the longest word starting at each position is reported, so credit its prefixes too.
+        self.prefixes = {w: frozenset(p for p in universe if w.startswith(p)) for w in universe}
+        self.regex = re.compile("(?=(" + _trie_regex(universe) + "))") if universe else None
+
+    def present(self, text: str) -> frozenset[str]:
+        """Required words that occur somewhere in ``text``."""
+        if self.regex is None:
+            return frozenset()
+        found = set(self.regex.findall(text))
+        out: set[str] = set()
+        for w in found:
+            out |= self.prefixes.get(w, frozenset())
+        return frozenset(out)
 
 
 def _case(example: str | ExampleCase) -> ExampleCase:
@@ -841,6 +857,9 @@ class Checker:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self._index = _LiteralIndex(
+            w for r in self.rules if isinstance(r, PhraseRule) for _, needs in r.parts for w in needs or ()
+        )
 
     @classmethod
     def load(cls, directory: Path) -> Checker:
@@ -905,6 +924,7 @@ class Checker:
         if not text.strip():
             return []
         doc = _Doc(text)
+        doc.active = self._index.present(doc.scan)
         findings: dict[tuple[str, int, int], Finding] = {}
         for rule in self.rules:
             for start, end in rule.find(doc, context):
