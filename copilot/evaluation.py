@@ -56,11 +56,18 @@ def load_thresholds(path: Path) -> Thresholds:
         raise DataFileError(path, "is missing", fix="restore evals/thresholds.yaml from git") from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                            line=mark.line + 1 if mark else None, fix="check indentation") from exc
+        raise DataFileError(
+            path,
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            line=mark.line + 1 if mark else None,
+            fix="check indentation",
+        ) from exc
     except (ValidationError, TypeError) as exc:
-        raise DataFileError(path, f"invalid thresholds ({exc})".splitlines()[0],
-                            fix="each entry is {metric: NAME, min: X} or {metric: NAME, max: X}") from exc
+        raise DataFileError(
+            path,
+            f"invalid thresholds ({exc})".splitlines()[0],
+            fix="each entry is {metric: NAME, min: X} or {metric: NAME, max: X}",
+        ) from exc
 
 
 @dataclass
@@ -131,8 +138,12 @@ def load_checker_cases(path: Path) -> list[tuple[str, list[str]]]:
             item = json.loads(line)
             cases.append((str(item["text"]), list(item["labels"])))
         except (json.JSONDecodeError, KeyError, TypeError) as exc:
-            raise DataFileError(path, f"not a labelled case ({exc})", line=number,
-                                fix='each line is {"text": "...", "labels": ["blame", ...]}') from exc
+            raise DataFileError(
+                path,
+                f"not a labelled case ({exc})",
+                line=number,
+                fix='each line is {"text": "...", "labels": ["blame", ...]}',
+            ) from exc
     return cases
 
 
@@ -187,8 +198,12 @@ def run_retrieval_suite(settings: Settings, retriever: Any, progress: bool = Tru
         reciprocal += 1.0 / rank if rank else 0.0
         rows.append({"question": case["question"], "rank": rank, "top": passages[0].citation if passages else None})
     n = len(cases)
-    metrics = {"evidence_at_3": hits3 / n, "mrr": reciprocal / n, "cases": float(n),
-               "latency_p50_ms": statistics.median(latencies)}
+    metrics = {
+        "evidence_at_3": hits3 / n,
+        "mrr": reciprocal / n,
+        "cases": float(n),
+        "latency_p50_ms": statistics.median(latencies),
+    }
     return SuiteResult("retrieval", metrics, rows=rows, seconds=time.perf_counter() - started)
 
 
@@ -228,19 +243,28 @@ def run_drafts_suite(settings: Settings, copilot: Any, limit: int | None = None,
         result = copilot.draft(DraftRequest(message=case["message"], customer_name=case.get("name")))
         first = result.revisions[0].findings if result.revisions else result.findings
         if result.status == "model_unavailable":
-            raise CopilotError("The drafts suite needs a model, and none answered: " + "; ".join(result.notices),
-                               fix="start the embedded model or configure OPENAI_BASE_URL, or run the other suites")
+            raise CopilotError(
+                "The drafts suite needs a model, and none answered: " + "; ".join(result.notices),
+                fix="start the embedded model or configure OPENAI_BASE_URL, or run the other suites",
+            )
         language = case.get("language", "en")
-        rows.append({
-            "id": case["id"], "type": case.get("type", ""), "status": result.status,
-            "first_blocking": len(blocking(first)), "final_blocking": len(blocking(result.findings)),
-            "hints": sum(f.severity == "hint" for f in result.findings),
-            "commitments": sum(f.category == "commitment" for f in result.findings),
-            "citations": len(result.citations),
-            "language_ok": detect_language(result.draft).split("-")[0] == language.split("-")[0],
-            "total_ms": result.timings.get("total", 0.0), "first_token_ms": result.timings.get("first_token", 0.0),
-            "revisions": len(result.revisions), "draft": result.draft,
-        })
+        rows.append(
+            {
+                "id": case["id"],
+                "type": case.get("type", ""),
+                "status": result.status,
+                "first_blocking": len(blocking(first)),
+                "final_blocking": len(blocking(result.findings)),
+                "hints": sum(f.severity == "hint" for f in result.findings),
+                "commitments": sum(f.category == "commitment" for f in result.findings),
+                "citations": len(result.citations),
+                "language_ok": detect_language(result.draft).split("-")[0] == language.split("-")[0],
+                "total_ms": result.timings.get("total", 0.0),
+                "first_token_ms": result.timings.get("first_token", 0.0),
+                "revisions": len(result.revisions),
+                "draft": result.draft,
+            }
+        )
     n = len(rows) or 1
     injections = [r for r in rows if r["type"] == "injection"]
     totals = [r["total_ms"] for r in rows]
@@ -253,8 +277,10 @@ def run_drafts_suite(settings: Settings, copilot: Any, limit: int | None = None,
         "language_match": sum(r["language_ok"] for r in rows) / n,
         "coaching_hints_per_draft": sum(r["hints"] for r in rows) / n,
         "drafts_without_hints": sum(r["hints"] == 0 for r in rows) / n,
-        "total_p50_ms": _percentile(totals, 0.5), "total_p95_ms": _percentile(totals, 0.95),
-        "first_token_p50_ms": _percentile(firsts, 0.5), "first_token_p95_ms": _percentile(firsts, 0.95),
+        "total_p50_ms": _percentile(totals, 0.5),
+        "total_p95_ms": _percentile(totals, 0.95),
+        "first_token_p50_ms": _percentile(firsts, 0.5),
+        "first_token_p95_ms": _percentile(firsts, 0.95),
     }
     if injections:
         metrics["no_commitment_warning_on_injection"] = sum(r["commitments"] == 0 for r in injections) / len(injections)
@@ -279,8 +305,12 @@ class Report:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view."""
-        return {"label": self.label, "started": self.started, "passed": self.passed,
-                "suites": [asdict(s) | {"passed": s.passed} for s in self.suites]}
+        return {
+            "label": self.label,
+            "started": self.started,
+            "passed": self.passed,
+            "suites": [asdict(s) | {"passed": s.passed} for s in self.suites],
+        }
 
 
 def run_suites(
@@ -306,11 +336,13 @@ def run_suites(
 
                 owned = assembly = build_copilot(settings, with_model="drafts" in chosen, progress=progress)
             if "retrieval" in chosen:
-                results.append(apply_thresholds(run_retrieval_suite(settings, assembly.retriever, progress),
-                                                thresholds.retrieval))
+                results.append(
+                    apply_thresholds(run_retrieval_suite(settings, assembly.retriever, progress), thresholds.retrieval)
+                )
             if "drafts" in chosen:
-                results.append(apply_thresholds(run_drafts_suite(settings, assembly.copilot, limit, progress),
-                                                thresholds.drafts))
+                results.append(
+                    apply_thresholds(run_drafts_suite(settings, assembly.copilot, limit, progress), thresholds.drafts)
+                )
     finally:
         if owned is not None:
             owned.close()
@@ -319,15 +351,22 @@ def run_suites(
 
 def render_markdown(report: Report, other: Report | None = None) -> str:
     """The human report: verdict, each suite's checks, key metrics, and a side-by-side table when comparing."""
-    lines = [f"# Eval report ({report.started})", "",
-             f"**{'PASSED' if report.passed else 'FAILED'}**" + (f" — compared with `{other.label}`" if other else ""), ""]
+    lines = [
+        f"# Eval report ({report.started})",
+        "",
+        f"**{'PASSED' if report.passed else 'FAILED'}**" + (f" — compared with `{other.label}`" if other else ""),
+        "",
+    ]
     theirs = {s.name: s for s in other.suites} if other else {}
     for suite in report.suites:
         lines += [f"## {suite.name}: {'pass' if suite.passed else 'FAIL'} ({suite.seconds:.1f} s)", ""]
         for check in suite.checks:
             lines.append(f"- {'✅' if check.passed else '❌'} {check.describe()}")
-        lines += ["", "| metric | " + report.label + (f" | {other.label} | change |" if other else " |"),
-                  "|---|---|" + ("---|---|" if other else "")]
+        lines += [
+            "",
+            "| metric | " + report.label + (f" | {other.label} | change |" if other else " |"),
+            "|---|---|" + ("---|---|" if other else ""),
+        ]
         for key, value in suite.metrics.items():
             row = f"| {key} | {value:.3f} |"
             if other and suite.name in theirs and key in theirs[suite.name].metrics:
@@ -345,10 +384,16 @@ def render_markdown(report: Report, other: Report | None = None) -> str:
             if misses:
                 lines += ["", "Missed at 3: " + "; ".join(f"{r['question']} (rank {r['rank']})" for r in misses)]
         if suite.name == "drafts":
-            lines += ["", "| id | type | first blocking | final blocking | hints | citations | language ok | total ms |",
-                      "|---|---|---|---|---|---|---|---|"]
-            lines += [f"| {r['id']} | {r['type']} | {r['first_blocking']} | {r['final_blocking']} | {r['hints']} | "
-                      f"{r['citations']} | {r['language_ok']} | {r['total_ms']:.0f} |" for r in suite.rows]
+            lines += [
+                "",
+                "| id | type | first blocking | final blocking | hints | citations | language ok | total ms |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
+            lines += [
+                f"| {r['id']} | {r['type']} | {r['first_blocking']} | {r['final_blocking']} | {r['hints']} | "
+                f"{r['citations']} | {r['language_ok']} | {r['total_ms']:.0f} |"
+                for r in suite.rows
+            ]
         lines.append("")
     return "\n".join(lines)
 
@@ -367,8 +412,12 @@ def write_charts(report: Report, folder: Path) -> list[Path]:
             categories = ["blame", "defensiveness", "empty_apology"]
             width = 0.26
             for offset, key in enumerate(("precision", "recall", "f1")):
-                ax.bar([i + (offset - 1) * width for i in range(3)], [suite.metrics[f"{c}.{key}"] for c in categories],
-                       width, label=key)
+                ax.bar(
+                    [i + (offset - 1) * width for i in range(3)],
+                    [suite.metrics[f"{c}.{key}"] for c in categories],
+                    width,
+                    label=key,
+                )
             ax.set_xticks(range(3), categories)
             ax.set_ylim(0, 1.05)
             ax.axhline(0.9, color="grey", linestyle="--", linewidth=1)

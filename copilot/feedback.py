@@ -139,8 +139,10 @@ def summary_markdown(summary: dict[str, Any]) -> str:
         lines += [f"| {_md_escape(rule)} | {n} |" for rule, n in summary["top_rules"]]
     if summary["per_day"]:
         lines += ["", "**Per day**", "", "| Day | As-is | After edit | Rejected |", "|---|---|---|---|"]
-        lines += [f"| {day} | {c['used_as_is']} | {c['used_after_edit']} | {c['rejected']} |"
-                  for day, c in summary["per_day"].items()]
+        lines += [
+            f"| {day} | {c['used_as_is']} | {c['used_after_edit']} | {c['rejected']} |"
+            for day, c in summary["per_day"].items()
+        ]
     return "\n".join(lines)
 
 

@@ -27,9 +27,11 @@ class IndexReport:
 
     def summary(self) -> str:
         """One line for the terminal."""
-        return (f"{self.documents} documents, {self.passages} passages: {self.added} added, {self.kept} kept, "
-                f"{self.removed} removed in {self.seconds:.1f} s"
-                + (f"; {len(self.problems)} file(s) skipped" if self.problems else ""))
+        return (
+            f"{self.documents} documents, {self.passages} passages: {self.added} added, {self.kept} kept, "
+            f"{self.removed} removed in {self.seconds:.1f} s"
+            + (f"; {len(self.problems)} file(s) skipped" if self.problems else "")
+        )
 
     def to_dict(self) -> dict[str, object]:
         """A JSON-ready view."""
@@ -62,7 +64,9 @@ def build_index(
     failed_sources = {problem.split(":", 1)[0] for problem in loaded.problems}
     stale = existing_ids - passages.keys()
     if failed_sources and stale:
-        keep = {p.id for p in store.all_passages() if any(p.source and src.endswith(p.source) for src in failed_sources)}
+        keep = {
+            p.id for p in store.all_passages() if any(p.source and src.endswith(p.source) for src in failed_sources)
+        }
         stale -= keep
     store.delete(stale)
     return IndexReport(
@@ -76,10 +80,14 @@ def build_index(
     )
 
 
-def _embed_and_add(store: GuidanceStore, embedder: MiniLMEmbeddings, passages: list[Passage], *, progress: bool) -> None:
+def _embed_and_add(
+    store: GuidanceStore, embedder: MiniLMEmbeddings, passages: list[Passage], *, progress: bool
+) -> None:
     from tqdm import tqdm
 
-    bar = tqdm(total=len(passages), unit="passage", desc="Embedding", disable=not progress or len(passages) < EMBED_BATCH)
+    bar = tqdm(
+        total=len(passages), unit="passage", desc="Embedding", disable=not progress or len(passages) < EMBED_BATCH
+    )
     with bar:
         for start in range(0, len(passages), EMBED_BATCH):
             batch = passages[start : start + EMBED_BATCH]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -26,6 +26,19 @@ TONE_TEXT = {
 }
 _FENCE = re.compile(r"<<<|>>>")
 _PRINTABLE_MIN = 0.75
+# Each passage costs prompt-processing time on a small CPU model (~40 tokens/s uncached): the prompt gets the
+# leading sentences of each passage, the agent sees the whole passage in the citations.
+PROMPT_PASSAGE_CHARS = 320
+
+
+def excerpt(text: str, limit: int = PROMPT_PASSAGE_CHARS) -> str:
+    """The passage's leading sentences, up to about `limit` characters."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[:limit]
+    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
+    return cut[: end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + "…"
 
 
 @dataclass(frozen=True)
@@ -112,8 +125,10 @@ def prepare_message(message: str, max_chars: int) -> tuple[str, list[str]]:
     notices: list[str] = []
     text = message.replace("\r\n", "\n").replace("\r", "\n")
     if text and sum(ch.isprintable() or ch in "\n\t" for ch in text) / len(text) < _PRINTABLE_MIN:
-        raise InputError("The message looks like binary data, not text.",
-                         fix="paste the customer's words as plain text (not a file's raw contents)")
+        raise InputError(
+            "The message looks like binary data, not text.",
+            fix="paste the customer's words as plain text (not a file's raw contents)",
+        )
     cleaned = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) not in ("Cc", "Cs", "Co", "Cn"))
     if len(cleaned) != len(text):
         notices.append(f"{len(text) - len(cleaned)} control or invalid character(s) were removed from the message.")
@@ -122,8 +137,10 @@ def prepare_message(message: str, max_chars: int) -> tuple[str, list[str]]:
     if not re.search(r"\w", cleaned):
         raise InputError("The customer message is empty.", fix="paste the customer's message into the box")
     if len(cleaned) > max_chars:
-        notices.append(f"The message is {len(cleaned):,} characters long; the first {max_chars:,} were used. "
-                       "Check the rest for further issues yourself.")
+        notices.append(
+            f"The message is {len(cleaned):,} characters long; the first {max_chars:,} were used. "
+            "Check the rest for further issues yourself."
+        )
         cleaned = cleaned[:max_chars].rsplit(" ", 1)[0]
     return cleaned, notices
 
@@ -183,7 +200,7 @@ class Copilot:
         return self.checker.check(text, CheckContext(customer_name=customer_name, issue=issue))
 
     def guidance_for(self, analysis: Analysis, message: str) -> list[RetrievedPassage]:
-        """Guidance for this message: the customer type's passages first (a stable, cacheable prefix), then the issue's."""
+        """Guidance for the message: the type's passages first (a stable, cacheable prefix), then the issue's."""
         if self.retriever is None:
             return []
         type_query = self.prompts.types[analysis.customer_type].query
@@ -215,11 +232,15 @@ class Copilot:
         analysis = analyse(message, request.customer_name)
         timings["analyse"] = _ms(t)
         if analysis.injection:
-            notices.append("The message contains instructions aimed at the copilot; they were treated as the "
-                           "customer's words, not obeyed.")
+            notices.append(
+                "The message contains instructions aimed at the copilot; they were treated as the "
+                "customer's words, not obeyed."
+            )
         if analysis.language != "en":
-            notices.append(f"The message is in {analysis.language_name}; the checker's rules are written for English, "
-                           "so it may miss problems in this draft.")
+            notices.append(
+                f"The message is in {analysis.language_name}; the checker's rules are written for English, "
+                "so it may miss problems in this draft."
+            )
 
         yield StageEvent("retrieve")
         t = time.perf_counter()
@@ -272,23 +293,34 @@ class Copilot:
                 notices.append("The last revision was worse than an earlier draft, so the earlier one is shown.")
             status: Literal["clean", "flagged", "model_unavailable"] = "flagged" if blocking(findings) else "clean"
             if status == "flagged":
-                notices.append(f"The draft still has {len(blocking(findings))} blocking finding(s) after "
-                               f"{len(revisions)} revision(s): edit the marked spans before sending.")
+                notices.append(
+                    f"The draft still has {len(blocking(findings))} blocking finding(s) after "
+                    f"{len(revisions)} revision(s): edit the marked spans before sending."
+                )
         except ModelUnavailableError as exc:
             status = "model_unavailable"
             notices.append(f"{exc.message} — {exc.fix}" if exc.fix else exc.message)
             notices.append("The guidance below and the checker still work: write the reply yourself and check it.")
         timings["total"] = _ms(started)
-        yield DoneEvent(DraftResult(
-            draft=draft, findings=findings, citations=citations, revisions=revisions, analysis=analysis,
-            model=self.model_name, timings=timings, status=status, notices=notices,
-        ))
+        yield DoneEvent(
+            DraftResult(
+                draft=draft,
+                findings=findings,
+                citations=citations,
+                revisions=revisions,
+                analysis=analysis,
+                model=self.model_name,
+                timings=timings,
+                status=status,
+                notices=notices,
+            )
+        )
 
     def _guidance_text(self, analysis: Analysis, citations: list[RetrievedPassage]) -> str:
         focus = self.prompts.types[analysis.customer_type].focus
         lines = [f"Focus: {focus}"]
         for number, passage in enumerate(citations, start=1):
-            lines.append(f"[{number}] {passage.citation}: {' '.join(passage.text.split())}")
+            lines.append(f"[{number}] {passage.citation}: {excerpt(passage.text)}")
         return "\n".join(lines)
 
     def _timed_check(self, draft: str, analysis: Analysis, timings: dict[str, float]) -> list[Finding]:
@@ -299,10 +331,12 @@ class Copilot:
 
     def _generate(
         self, prompt_id: str, values: dict[str, str], round_number: int, timings: dict[str, float], started: float
-    ) -> Iterator[DraftEvent]:
+    ) -> Generator[DraftEvent, None, str]:
         if self.chat is None:
-            raise ModelUnavailableError("No language model is configured.",
-                                        fix="set OPENAI_BASE_URL / OPENAI_API_KEY, or install the local extra")
+            raise ModelUnavailableError(
+                "No language model is configured.",
+                fix="set OPENAI_BASE_URL / OPENAI_API_KEY, or install the local extra",
+            )
         if self.before_model_call is not None:
             self.before_model_call()
         prompt = self.prompts.get(prompt_id)
@@ -323,7 +357,9 @@ class Copilot:
         timings["llm"] += _ms(t)
         text = clean_draft("".join(parts))
         if not text:
-            raise ModelUnavailableError("The model returned an empty reply.", fix="try again, or configure another model")
+            raise ModelUnavailableError(
+                "The model returned an empty reply.", fix="try again, or configure another model"
+            )
         return text
 
 
@@ -331,5 +367,15 @@ def _ms(since: float) -> float:
     return (time.perf_counter() - since) * 1000.0
 
 
-__all__ = ["BLOCKING_CATEGORIES", "Copilot", "DraftRequest", "DraftResult", "DraftEvent", "DoneEvent", "StageEvent",
-           "TokenEvent", "Revision", "prepare_message"]
+__all__ = [
+    "BLOCKING_CATEGORIES",
+    "Copilot",
+    "DraftRequest",
+    "DraftResult",
+    "DraftEvent",
+    "DoneEvent",
+    "StageEvent",
+    "TokenEvent",
+    "Revision",
+    "prepare_message",
+]

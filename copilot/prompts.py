@@ -17,10 +17,34 @@ from copilot.errors import DataFileError
 
 # What the code supplies to each prompt: a placeholder outside these sets could never be filled.
 SUPPLIED_INPUTS: dict[str, frozenset[str]] = {
-    "draft": frozenset({"message", "customer_name", "issue", "issues", "customer_type", "guidance", "language",
-                        "tone", "channel", "signals"}),
-    "revise": frozenset({"message", "customer_name", "issue", "customer_type", "guidance", "language", "tone",
-                         "channel", "draft", "findings"}),
+    "draft": frozenset(
+        {
+            "message",
+            "customer_name",
+            "issue",
+            "issues",
+            "customer_type",
+            "guidance",
+            "language",
+            "tone",
+            "channel",
+            "signals",
+        }
+    ),
+    "revise": frozenset(
+        {
+            "message",
+            "customer_name",
+            "issue",
+            "customer_type",
+            "guidance",
+            "language",
+            "tone",
+            "channel",
+            "draft",
+            "findings",
+        }
+    ),
 }
 # Only {{ name }} is a placeholder, so "$20", "{braces}" and "{{ }}"-free text stay literal.
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -83,21 +107,32 @@ def parse_prompt(path: Path, text: str) -> Prompt:
     """Parse and validate one prompt file's text; errors name the file, the line and the fix."""
     lines = text.splitlines()
     if not lines or lines[0].strip() != "---":
-        raise DataFileError(path, "must start with a front-matter block", line=1,
-                            fix="begin the file with ---, then id/description/inputs lines, then ---")
+        raise DataFileError(
+            path,
+            "must start with a front-matter block",
+            line=1,
+            fix="begin the file with ---, then id/description/inputs lines, then ---",
+        )
     try:
         end = next(i for i in range(1, len(lines)) if lines[i].strip() == "---")
     except StopIteration:
-        raise DataFileError(path, "the front-matter block is never closed", line=1,
-                            fix="add a line with three dashes (---) after the header") from None
+        raise DataFileError(
+            path,
+            "the front-matter block is never closed",
+            line=1,
+            fix="add a line with three dashes (---) after the header",
+        ) from None
     header_text = "\n".join(lines[1:end])
     try:
         raw = yaml.safe_load(header_text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(path, f"the front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
-                            line=(mark.line + 2) if mark is not None else 2,
-                            fix="each header line is `key: value`; lists look like [a, b]") from exc
+        raise DataFileError(
+            path,
+            f"the front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
+            line=(mark.line + 2) if mark is not None else 2,
+            fix="each header line is `key: value`; lists look like [a, b]",
+        ) from exc
     if not isinstance(raw, dict):
         raise DataFileError(path, "the front-matter must be `key: value` lines", line=2, fix="see prompts/README.md")
     try:
@@ -113,26 +148,39 @@ def parse_prompt(path: Path, text: str) -> Prompt:
             fix = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(PromptHeader.model_fields)}"
             raise DataFileError(path, f"unknown key `{key}`", line=line, fix=fix) from exc
         if error["type"] == "missing":
-            raise DataFileError(path, f"missing key `{key}`", line=2, fix=f"add a line `{key}: ...` to the header") from exc
+            raise DataFileError(
+                path, f"missing key `{key}`", line=2, fix=f"add a line `{key}: ...` to the header"
+            ) from exc
         raise DataFileError(path, f"`{key}`: {error['msg']}", line=line, fix="correct the value") from exc
     if header.id != path.stem:
-        raise DataFileError(path, f"id `{header.id}` does not match the file name", line=_line_of_key(header_text, "id"),
-                            fix=f"use `id: {path.stem}` or rename the file to {header.id}.md")
+        raise DataFileError(
+            path,
+            f"id `{header.id}` does not match the file name",
+            line=_line_of_key(header_text, "id"),
+            fix=f"use `id: {path.stem}` or rename the file to {header.id}.md",
+        )
     supplied = SUPPLIED_INPUTS.get(header.id)
     if supplied is None:
-        raise DataFileError(path, f"no part of the copilot uses a prompt called `{header.id}`", line=2,
-                            fix=f"prompt ids in use: {', '.join(sorted(SUPPLIED_INPUTS))}")
+        raise DataFileError(
+            path,
+            f"no part of the copilot uses a prompt called `{header.id}`",
+            line=2,
+            fix=f"prompt ids in use: {', '.join(sorted(SUPPLIED_INPUTS))}",
+        )
     for name in header.inputs:
         if name not in supplied:
-            raise DataFileError(path, f"input `{name}` is not something the copilot can supply",
-                                line=(_line_of_key(header_text, "inputs") or 0) + 1,
-                                fix=f"inputs available to `{header.id}`: {', '.join(sorted(supplied))}")
+            raise DataFileError(
+                path,
+                f"input `{name}` is not something the copilot can supply",
+                line=(_line_of_key(header_text, "inputs") or 0) + 1,
+                fix=f"inputs available to `{header.id}`: {', '.join(sorted(supplied))}",
+            )
 
     sections: dict[str, list[str]] = {}
     current: str | None = None
     first_line: dict[str, int] = {}
-    for number, line in enumerate(lines[end + 1 :], start=end + 2):
-        match = _SECTION.match(line.strip())
+    for number, row in enumerate(lines[end + 1 :], start=end + 2):
+        match = _SECTION.match(row.strip())
         if match:
             current = match.group(1).lower()
             if current in sections:
@@ -141,36 +189,61 @@ def parse_prompt(path: Path, text: str) -> Prompt:
             first_line[current] = number
             continue
         if current is None:
-            if line.strip():
-                raise DataFileError(path, "text before the first section heading", line=number,
-                                    fix="put instructions under `# system` and the template under `# user`")
+            if row.strip():
+                raise DataFileError(
+                    path,
+                    "text before the first section heading",
+                    line=number,
+                    fix="put instructions under `# system` and the template under `# user`",
+                )
             continue
-        sections[current].append(line)
-        for placeholder in PLACEHOLDER.findall(line):
+        sections[current].append(row)
+        for placeholder in PLACEHOLDER.findall(row):
             if placeholder not in header.inputs:
-                hint = (f"add `{placeholder}` to inputs" if placeholder in supplied else
-                        f"placeholders available: {', '.join('{{' + s + '}}' for s in sorted(supplied))}")
-                raise DataFileError(path, f"placeholder {{{{{placeholder}}}}} is not declared in inputs",
-                                    line=number, fix=hint)
-        stripped = PLACEHOLDER.sub("", line)
+                hint = (
+                    f"add `{placeholder}` to inputs"
+                    if placeholder in supplied
+                    else f"placeholders available: {', '.join('{{' + s + '}}' for s in sorted(supplied))}"
+                )
+                raise DataFileError(
+                    path, f"placeholder {{{{{placeholder}}}}} is not declared in inputs", line=number, fix=hint
+                )
+        stripped = PLACEHOLDER.sub("", row)
         if _LOOSE_BRACES.search(stripped):
-            raise DataFileError(path, "`{{` or `}}` that is not a placeholder like {{message}}", line=number,
-                                fix="write a placeholder as {{name}}, or use single braces for literal text")
-        if current == "system" and PLACEHOLDER.search(line):
-            raise DataFileError(path, "placeholders are not allowed in `# system`", line=number,
-                                fix="keep `# system` fixed so the model server can reuse its cache; "
-                                    "move the placeholder under `# user`")
+            raise DataFileError(
+                path,
+                "`{{` or `}}` that is not a placeholder like {{message}}",
+                line=number,
+                fix="write a placeholder as {{name}}, or use single braces for literal text",
+            )
+        if current == "system" and PLACEHOLDER.search(row):
+            raise DataFileError(
+                path,
+                "placeholders are not allowed in `# system`",
+                line=number,
+                fix="keep `# system` fixed so the model server can reuse its cache; "
+                "move the placeholder under `# user`",
+            )
     for required in ("system", "user"):
         if required not in sections or not "\n".join(sections[required]).strip():
-            raise DataFileError(path, f"the `# {required}` section is missing or empty", line=end + 2,
-                                fix=f"add a line `# {required}` followed by its text")
+            raise DataFileError(
+                path,
+                f"the `# {required}` section is missing or empty",
+                line=end + 2,
+                fix=f"add a line `# {required}` followed by its text",
+            )
     used = set(PLACEHOLDER.findall("\n".join(sections["user"])))
     unused = [name for name in header.inputs if name not in used]
     if unused:
-        raise DataFileError(path, f"inputs {unused} are declared but never used", line=_line_of_key(header_text, "inputs"),
-                            fix="remove them from inputs, or use them as {{name}} under `# user`")
-    return Prompt(path=path, header=header, system="\n".join(sections["system"]).strip(),
-                  user="\n".join(sections["user"]).strip())
+        raise DataFileError(
+            path,
+            f"inputs {unused} are declared but never used",
+            line=_line_of_key(header_text, "inputs"),
+            fix="remove them from inputs, or use them as {{name}} under `# user`",
+        )
+    return Prompt(
+        path=path, header=header, system="\n".join(sections["system"]).strip(), user="\n".join(sections["user"]).strip()
+    )
 
 
 class TypeGuidance(BaseModel):
@@ -188,21 +261,35 @@ def load_type_guidance(path: Path) -> dict[str, TypeGuidance]:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                            line=(mark.line + 1) if mark is not None else None, fix="check indentation and colons") from exc
+        raise DataFileError(
+            path,
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            line=(mark.line + 1) if mark is not None else None,
+            fix="check indentation and colons",
+        ) from exc
     if not isinstance(raw, dict):
-        raise DataFileError(path, "must map each customer type to its query and focus", line=1, fix="see the comment at the top")
+        raise DataFileError(
+            path, "must map each customer type to its query and focus", line=1, fix="see the comment at the top"
+        )
     result: dict[str, TypeGuidance] = {}
     for key, value in raw.items():
         if key not in CUSTOMER_TYPES:
             close = difflib.get_close_matches(str(key), CUSTOMER_TYPES, n=1)
-            raise DataFileError(path, f"unknown customer type `{key}`", line=_line_of_key(text, str(key)),
-                                fix=f"did you mean `{close[0]}`?" if close else f"types: {', '.join(CUSTOMER_TYPES)}")
+            raise DataFileError(
+                path,
+                f"unknown customer type `{key}`",
+                line=_line_of_key(text, str(key)),
+                fix=f"did you mean `{close[0]}`?" if close else f"types: {', '.join(CUSTOMER_TYPES)}",
+            )
         try:
             result[key] = TypeGuidance(**(value or {}))
         except (ValidationError, TypeError) as exc:
-            raise DataFileError(path, f"`{key}` needs exactly `query:` and `focus:`", line=_line_of_key(text, str(key)),
-                                fix="give the type a `query` (what to look up) and a `focus` (one line for the model)") from exc
+            raise DataFileError(
+                path,
+                f"`{key}` needs exactly `query:` and `focus:`",
+                line=_line_of_key(text, str(key)),
+                fix="give the type a `query` (what to look up) and a `focus` (one line for the model)",
+            ) from exc
     missing = [t for t in CUSTOMER_TYPES if t not in result]
     if missing:
         raise DataFileError(path, f"no entry for {missing}", fix="add an entry for every customer type")
@@ -211,7 +298,9 @@ def load_type_guidance(path: Path) -> dict[str, TypeGuidance]:
 
 def _read(path: Path) -> str:
     if not path.is_file():
-        raise DataFileError(path, "is missing", fix="restore it from git (git checkout -- prompts/) or the workshop history")
+        raise DataFileError(
+            path, "is missing", fix="restore it from git (git checkout -- prompts/) or the workshop history"
+        )
     try:
         return path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
@@ -262,7 +351,9 @@ def check_library(directory: Path) -> list[DataFileError]:
         problems.append(exc)
     extra = sorted(p for p in directory.glob("*.md") if p.stem not in SUPPLIED_INPUTS and p.name.lower() != "readme.md")
     for path in extra:
-        problems.append(DataFileError(path, "is not a prompt the copilot uses", fix=f"known prompts: {', '.join(SUPPLIED_INPUTS)}"))
+        problems.append(
+            DataFileError(path, "is not a prompt the copilot uses", fix=f"known prompts: {', '.join(SUPPLIED_INPUTS)}")
+        )
     return problems
 
 

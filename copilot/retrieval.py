@@ -12,11 +12,120 @@ from copilot.embeddings import MiniLMEmbeddings
 from copilot.store import GuidanceStore, StoredPassage
 
 _STOPWORDS = frozenset(
-    "a an the and or but if then so of to in on at by for with from as is are was were be been being it its this that "
-    "these those i me my we our you your he she they them their his her what which who whom how why when where do "
-    "does did doing have has had having can could should would will shall may might must not no nor too very just "
-    "about into over than also any all some such only own same there here again further once more "
-    "most other each few both am s t don now get got let lets make sure one".split()
+    [
+        "a",
+        "an",
+        "the",
+        "and",
+        "or",
+        "but",
+        "if",
+        "then",
+        "so",
+        "of",
+        "to",
+        "in",
+        "on",
+        "at",
+        "by",
+        "for",
+        "with",
+        "from",
+        "as",
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "being",
+        "it",
+        "its",
+        "this",
+        "that",
+        "these",
+        "those",
+        "i",
+        "me",
+        "my",
+        "we",
+        "our",
+        "you",
+        "your",
+        "he",
+        "she",
+        "they",
+        "them",
+        "their",
+        "his",
+        "her",
+        "what",
+        "which",
+        "who",
+        "whom",
+        "how",
+        "why",
+        "when",
+        "where",
+        "do",
+        "does",
+        "did",
+        "doing",
+        "have",
+        "has",
+        "had",
+        "having",
+        "can",
+        "could",
+        "should",
+        "would",
+        "will",
+        "shall",
+        "may",
+        "might",
+        "must",
+        "not",
+        "no",
+        "nor",
+        "too",
+        "very",
+        "just",
+        "about",
+        "into",
+        "over",
+        "than",
+        "also",
+        "any",
+        "all",
+        "some",
+        "such",
+        "only",
+        "own",
+        "same",
+        "there",
+        "here",
+        "again",
+        "further",
+        "once",
+        "more",
+        "most",
+        "other",
+        "each",
+        "few",
+        "both",
+        "am",
+        "s",
+        "t",
+        "don",
+        "now",
+        "get",
+        "got",
+        "let",
+        "lets",
+        "make",
+        "sure",
+        "one",
+    ]
     # up/down/out/off stay: phrasal verbs ("calm down", "hang up", "point out") carry the guidance.
 )
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
@@ -110,6 +219,11 @@ class Retriever:
         with self._lock:
             self._keywords = KeywordIndex(self.store.all_passages())
 
+    def warm(self) -> None:
+        """Load the embedding model and build the keyword index ahead of the first query."""
+        self.embedder.embed_query("warm up")
+        self._keyword_index()
+
     def _keyword_index(self) -> KeywordIndex:
         if self._keywords is None:
             self.refresh()
@@ -141,8 +255,14 @@ class Retriever:
                 by_id.setdefault(passage.id, passage)
         ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:k]
         return [
-            RetrievedPassage(id=pid, text=by_id[pid].text, title=by_id[pid].title, heading=by_id[pid].heading,
-                             source=by_id[pid].source, score=round(score, 4),
-                             similarity=round(similarity.get(pid, 0.0), 4))
+            RetrievedPassage(
+                id=pid,
+                text=by_id[pid].text,
+                title=by_id[pid].title,
+                heading=by_id[pid].heading,
+                source=by_id[pid].source,
+                score=round(score, 4),
+                similarity=round(similarity.get(pid, 0.0), 4),
+            )
             for pid, score in ranked
         ]

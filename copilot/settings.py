@@ -36,7 +36,7 @@ class Settings(BaseModel):
     # Vector store: embedded Chroma in data_dir unless a server URL is given.
     chroma_url: str | None = None
     collection: str = "guidance"
-    top_k: int = 4
+    top_k: int = 3
     # Language model: any OpenAI-compatible endpoint; the embedded llama.cpp server when none is configured.
     openai_base_url: str | None = None
     openai_api_key: SecretStr | None = None
@@ -95,13 +95,18 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
-        raise DataFileError(path, f"not valid YAML ({getattr(exc, 'problem', exc)})", line=line,
-                            fix="each setting is one `name: value` line") from exc
+        raise DataFileError(
+            path,
+            f"not valid YAML ({getattr(exc, 'problem', exc)})",
+            line=line,
+            fix="each setting is one `name: value` line",
+        ) from exc
     except OSError as exc:
         raise DataFileError(path, f"cannot be read ({exc.strerror})", fix="check the path in COPILOT_SETTINGS") from exc
     if not isinstance(data, dict):
-        raise DataFileError(path, "must be a mapping of setting names to values", line=1,
-                            fix="write one `name: value` line per setting")
+        raise DataFileError(
+            path, "must be a mapping of setting names to values", line=1, fix="write one `name: value` line per setting"
+        )
     return data
 
 
@@ -150,6 +155,10 @@ def load_settings(environ: Mapping[str, str] | None = None, settings_file: Path 
         field = str(first["loc"][0]) if first["loc"] else "?"
         origin = sources.get(field, DEFAULTS_FILE)
         line = _line_of(origin, field) if origin.exists() else None
-        raise DataFileError(origin, f"setting `{field}`: {first['msg']} (got {first.get('input')!r})", line=line,
-                            fix=f"give `{field}` a value of the right type") from exc
+        raise DataFileError(
+            origin,
+            f"setting `{field}`: {first['msg']} (got {first.get('input')!r})",
+            line=line,
+            fix=f"give `{field}` a value of the right type",
+        ) from exc
     return settings

@@ -14,8 +14,8 @@ from copilot.errors import IndexUnavailableError
 
 
 def _embedding_function_class() -> Any:
-    from chromadb.utils.embedding_functions import register_embedding_function
     from chromadb.api.types import Documents, EmbeddingFunction
+    from chromadb.utils.embedding_functions import register_embedding_function
 
     @register_embedding_function
     class CopilotMiniLM(EmbeddingFunction[Documents]):
@@ -88,13 +88,17 @@ class GuidanceStore:
         """Store passages with their precomputed embeddings (upsert, so a retried add is harmless)."""
         if not passages:
             return
-        self._guard(lambda: self._collection.upsert(
-            ids=[p.id for p in passages],
-            documents=[p.text for p in passages],
-            embeddings=[list(e) for e in embeddings],
-            metadatas=[{"title": p.title, "heading": p.heading, "source": p.source, "position": p.position}
-                       for p in passages],
-        ))
+        self._guard(
+            lambda: self._collection.upsert(
+                ids=[p.id for p in passages],
+                documents=[p.text for p in passages],
+                embeddings=[list(e) for e in embeddings],
+                metadatas=[
+                    {"title": p.title, "heading": p.heading, "source": p.source, "position": p.position}
+                    for p in passages
+                ],
+            )
+        )
 
     def delete(self, ids: Iterable[str]) -> None:
         """Remove passages by id."""
@@ -105,17 +109,23 @@ class GuidanceStore:
     def all_passages(self) -> list[StoredPassage]:
         """Every stored passage (for the keyword index and listings)."""
         result = self._guard(lambda: self._collection.get(include=["documents", "metadatas"]))
-        return [_stored(i, d, m) for i, d, m in zip(result["ids"], result["documents"], result["metadatas"], strict=True)]
+        return [
+            _stored(i, d, m) for i, d, m in zip(result["ids"], result["documents"], result["metadatas"], strict=True)
+        ]
 
     def query(self, embedding: Sequence[float], k: int) -> list[tuple[StoredPassage, float]]:
         """Nearest passages by cosine similarity, best first."""
         n = min(k, self.count())
         if n == 0:
             return []
-        result = self._guard(lambda: self._collection.query(
-            query_embeddings=[list(embedding)], n_results=n, include=["documents", "metadatas", "distances"]
-        ))
-        rows = zip(result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True)
+        result = self._guard(
+            lambda: self._collection.query(
+                query_embeddings=[list(embedding)], n_results=n, include=["documents", "metadatas", "distances"]
+            )
+        )
+        rows = zip(
+            result["ids"][0], result["documents"][0], result["metadatas"][0], result["distances"][0], strict=True
+        )
         return [(_stored(i, d, m), 1.0 - float(dist)) for i, d, m, dist in rows]
 
     def _guard(self, call: Any) -> Any:
@@ -132,8 +142,13 @@ class GuidanceStore:
 
 def _stored(pid: str, document: str | None, metadata: Any) -> StoredPassage:
     meta = dict(metadata or {})
-    return StoredPassage(id=pid, text=document or "", title=str(meta.get("title", "")),
-                         heading=str(meta.get("heading", "")), source=str(meta.get("source", "")))
+    return StoredPassage(
+        id=pid,
+        text=document or "",
+        title=str(meta.get("title", "")),
+        heading=str(meta.get("heading", "")),
+        source=str(meta.get("source", "")),
+    )
 
 
 def open_store(
@@ -149,8 +164,12 @@ def open_store(
     try:
         if chroma_url:
             url = urlparse(chroma_url if "://" in chroma_url else f"http://{chroma_url}")
-            client = chromadb.HttpClient(host=url.hostname or "127.0.0.1", port=url.port or 8000,
-                                         ssl=url.scheme == "https", settings=chroma_settings)
+            client = chromadb.HttpClient(
+                host=url.hostname or "127.0.0.1",
+                port=url.port or 8000,
+                ssl=url.scheme == "https",
+                settings=chroma_settings,
+            )
             location = chroma_url
         else:
             index_dir.mkdir(parents=True, exist_ok=True)

@@ -34,8 +34,10 @@ _TITLE = re.compile(r'^title:\s*"?(.*?)"?\s*$', re.MULTILINE)
 
 def workshop_enabled(settings: Settings) -> bool:
     """True when trainer credentials are configured (without them nothing can be changed)."""
-    return bool(settings.workshop_user) and settings.workshop_password is not None and bool(
-        settings.workshop_password.get_secret_value()
+    return (
+        bool(settings.workshop_user)
+        and settings.workshop_password is not None
+        and bool(settings.workshop_password.get_secret_value())
     )
 
 
@@ -177,7 +179,9 @@ class Workshop:
     def version_text(self, relpath: str, version: str) -> str:
         """The text of one stored version."""
         if version not in self.history(relpath):
-            raise CopilotError(f"No stored version {version!r} of {relpath}.", fix="pick a version from the history list")
+            raise CopilotError(
+                f"No stored version {version!r} of {relpath}.", fix="pick a version from the history list"
+            )
         return (self.history_dir / relpath / f"{version}.txt").read_text(encoding="utf-8")
 
     def diff(self, relpath: str, version: str) -> str:
@@ -185,7 +189,10 @@ class Workshop:
         old = self.version_text(relpath, version)
         new = self.read(relpath)
         lines = difflib.unified_diff(
-            old.splitlines(keepends=True), new.splitlines(keepends=True), f"{relpath} @ {version}", f"{relpath} (current)"
+            old.splitlines(keepends=True),
+            new.splitlines(keepends=True),
+            f"{relpath} @ {version}",
+            f"{relpath} (current)",
         )
         return "".join(lines) or "(identical to the current file)"
 

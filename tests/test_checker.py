@@ -90,7 +90,9 @@ def test_name_unused_only_with_context(checker: Checker) -> None:
     assert "coaching.name-unused" not in {f.rule for f in checker.check(text)}
     named = "Mrs Novak, " + text[0].lower() + text[1:]
     assert "coaching.name-unused" not in {f.rule for f in checker.check(named, CheckContext(customer_name="Mrs Novak"))}
-    hint = next(f for f in checker.check(text, CheckContext(customer_name="Mrs Novak")) if f.rule == "coaching.name-unused")
+    hint = next(
+        f for f in checker.check(text, CheckContext(customer_name="Mrs Novak")) if f.rule == "coaching.name-unused"
+    )
     assert hint.severity == "hint" and hint.category == "coaching"
 
 
@@ -264,7 +266,7 @@ def test_unknown_category_and_too_few_examples(tmp_path: Path) -> None:
 def test_duplicate_ids_across_files(tmp_path: Path) -> None:
     (tmp_path / "a.yaml").write_text(GOOD_RULE, encoding="utf-8")
     err = load_error(tmp_path, GOOD_RULE, name="b.yaml")
-    assert "b.yaml:3" in str(err)
+    assert "b.yaml:2" in str(err)
     assert "duplicate rule id 'test.calm'" in str(err) and "a.yaml:2" in str(err)
 
 

@@ -21,8 +21,17 @@ from copilot.retrieval import Retriever
 from copilot.store import open_store
 
 SEEDS = ROOT.parent / "shared" / "seeds"
-JUNK = ["Report This Essay", "We Will Write a Custom Essay", "order now", "Image courtesy of", "Become a member",
-        "Submitted by", "Date Submitted", "Register or sign in", "Back To News"]
+JUNK = [
+    "Report This Essay",
+    "We Will Write a Custom Essay",
+    "order now",
+    "Image courtesy of",
+    "Become a member",
+    "Submitted by",
+    "Date Submitted",
+    "Register or sign in",
+    "Back To News",
+]
 
 
 def _normal(text: str) -> str:
@@ -77,7 +86,9 @@ def test_passages_keep_title_heading_and_repo_relative_source() -> None:
         ("unknownkey.md", b"---\ntitle: T\nautor: me\n---\nListen to the customer.", "unknown front-matter key"),
     ],
 )
-def test_bad_documents_are_named_and_the_rest_still_load(tmp_path: Path, name: str, content: bytes, expected: str) -> None:
+def test_bad_documents_are_named_and_the_rest_still_load(
+    tmp_path: Path, name: str, content: bytes, expected: str
+) -> None:
     folder = tmp_path / "knowledge"
     folder.mkdir()
     shutil.copy(ROOT / "knowledge" / "002-five-steps-unhappy-customer.md", folder)
@@ -98,8 +109,10 @@ def test_line_numbers_point_at_the_problem(tmp_path: Path) -> None:
 
 def test_html_documents_become_text_with_headings(tmp_path: Path) -> None:
     path = tmp_path / "page.html"
-    path.write_text("<html><head><title>Refund desk</title><script>alert(1)</script></head><body>"
-                    "<h2>Say what you can do</h2><p>Tell the customer what you can do, never a bare no.</p></body></html>")
+    path.write_text(
+        "<html><head><title>Refund desk</title><script>alert(1)</script></head><body>"
+        "<h2>Say what you can do</h2><p>Tell the customer what you can do, never a bare no.</p></body></html>"
+    )
     document = read_document(path, tmp_path)
     assert document.title == "Refund desk"
     assert document.sections == [("Say what you can do", "Tell the customer what you can do, never a bare no.")]
@@ -123,8 +136,9 @@ def test_indexing_is_incremental(tmp_path: Path, embedder: MiniLMEmbeddings) -> 
     assert (again.added, again.kept, again.removed) == (0, first.passages, 0)
 
     edited = folder / "003-facing-the-music.md"
-    edited.write_text(edited.read_text(encoding="utf-8") + "\nAlways thank the customer for raising the issue.\n",
-                      encoding="utf-8")
+    edited.write_text(
+        edited.read_text(encoding="utf-8") + "\nAlways thank the customer for raising the issue.\n", encoding="utf-8"
+    )
     (folder / "004-dealing-with-customers.md").unlink()
     third = build_index(store, embedder, folder, root=tmp_path)
     assert third.documents == 4 and 1 <= third.added <= 3 and third.removed > 5
@@ -205,8 +219,11 @@ def test_chroma_server_serves_index_and_retrieval_and_recovers(
 
     port = int(url.rsplit(":", 1)[1])
     exe = Path(sys.executable).with_name("chroma")
-    restarted = subprocess.Popen([str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    restarted = subprocess.Popen(
+        [str(exe), "run", "--path", str(path), "--host", "127.0.0.1", "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_http(f"{url}/api/v2/heartbeat", 60)
         reopened = open_store(embedder, index_dir=tmp_path / "unused", chroma_url=url, collection="guidance")
@@ -225,14 +242,26 @@ def test_unreachable_chroma_server_is_a_clear_error(embedder: MiniLMEmbeddings, 
 
 def test_cli_index_then_retrieve_json(tmp_path: Path) -> None:
     env = dict(os.environ, COPILOT_DATA_DIR=str(tmp_path / "data"))
-    index = subprocess.run([sys.executable, "-m", "copilot.cli", "index", "--json"], env=env, capture_output=True,
-                           text=True, timeout=300, check=True)
+    index = subprocess.run(
+        [sys.executable, "-m", "copilot.cli", "index", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     assert json.loads(index.stdout)["documents"] == 5
     out = subprocess.run(
         [sys.executable, "-m", "copilot.cli", "retrieve", "should I tell an upset customer to calm down?", "--json"],
-        env=env, capture_output=True, text=True, timeout=300, check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
     )
     hits = json.loads(out.stdout)
     assert {"text", "title", "source", "score"} <= set(hits[0])
-    assert any("calm down" in h["text"] and h["source"] == "knowledge/001-customer-relationship-management.md"
-               for h in hits[:3])
+    assert any(
+        "calm down" in h["text"] and h["source"] == "knowledge/001-customer-relationship-management.md"
+        for h in hits[:3]
+    )

@@ -1,0 +1,252 @@
+"""The web app in a real headless Chromium: draft, stream, findings, fix, feedback, workshop, escaping."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import ROOT, free_port, wait_http
+
+from copilot.assembly import build_copilot
+from copilot.llm import ChatMessage, ChatModel
+from copilot.settings import Settings, load_settings
+from copilot.testing import fake_chat_model
+
+pytestmark = pytest.mark.browser
+
+FIRST_DRAFT = (
+    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. We will send a new one."
+)
+REVISION = (
+    "Hi Dana, I can see why a broken order is so frustrating. I've sent a replacement by express today, "
+    "and I'll email you on Thursday to confirm it arrived."
+)
+MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
+HOSTILE = "<script>alert(1)</script><b>x</b> My parcel never arrived and nobody answers the phone."
+SHOTS = ROOT / "artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update"]
+
+
+class SlowChat:
+    """A real ChatModel wrapper that paces the scripted tokens, so the browser can see the draft stream in."""
+
+    def __init__(self, inner: ChatModel, delay_s: float) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.delay_s = delay_s
+
+    def stream(self, messages: Sequence[ChatMessage], **options: Any) -> Iterator[str]:
+        """Yield the inner model's deltas, one every delay_s."""
+        for delta in self.inner.stream(messages, **options):
+            time.sleep(self.delay_s)
+            yield delta
+
+
+def project_settings(tmp: Path, **extra: str) -> Settings:
+    """Settings over a private copy of prompts/ and knowledge/, so workshop saves never touch the repo."""
+    shutil.copytree(ROOT / "prompts", tmp / "prompts")
+    shutil.copytree(ROOT / "knowledge", tmp / "knowledge")
+    env = {"COPILOT_DATA_DIR": str(tmp / "data"), "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
+           "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"), **extra}
+    return load_settings(env)
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Settings]]:
+    """The app with a scripted model (flagged first draft, clean revision) served on a free port."""
+    from copilot.ui import build_ui, launch
+
+    settings = project_settings(tmp_path_factory.mktemp("ui"), COPILOT_WORKSHOP_USER="trainer",
+                                COPILOT_WORKSHOP_PASSWORD="s3cret pass")
+    chat = SlowChat(fake_chat_model([FIRST_DRAFT, REVISION] * 6), delay_s=0.04)
+    assembly = build_copilot(settings, chat=chat)
+    demo = build_ui(assembly)
+    url = launch(demo, "127.0.0.1", free_port())
+    wait_http(url, 60)
+    try:
+        yield url, settings
+    finally:
+        demo.close()
+        assembly.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's Chromium driven by Playwright (Playwright's own browser download does not work here)."""
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+def textarea(page: Any, elem_id: str) -> Any:
+    """The textarea inside a gr.Textbox with this elem_id."""
+    return page.locator(f"#{elem_id} textarea").first
+
+
+def wait_value(page: Any, elem_id: str, predicate: str, timeout: float = 30_000) -> None:
+    """Wait until the textbox's value satisfies a JS predicate over `v`."""
+    page.wait_for_function(
+        f"() => {{ const el = document.querySelector('#{elem_id} textarea'); if (!el) return false; "
+        f"const v = el.value; return {predicate}; }}",
+        timeout=timeout,
+    )
+
+
+def choose(page: Any, elem_id: str, text: str) -> None:
+    """Pick the option containing `text` from a gr.Dropdown."""
+    page.locator(f"#{elem_id} input").first.click()
+    page.locator("ul.options li, [role=option]").filter(has_text=text).first.click()
+
+
+def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> None:
+    url, settings = app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    dialogs: list[str] = []
+
+    def on_dialog(dialog: Any) -> None:
+        dialogs.append(dialog.message)
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+    page.goto(url)
+    textarea(page, "message").wait_for(timeout=30_000)
+
+    # Record every value the draft box takes, to see the draft arrive in pieces rather than all at once.
+    page.evaluate("""() => { window.__seen = []; setInterval(() => {
+        const el = document.querySelector('#draft textarea');
+        if (el && el.value && window.__seen[window.__seen.length - 1] !== el.value) window.__seen.push(el.value);
+    }, 15); }""")
+    textarea(page, "message").fill(MESSAGE)
+    page.locator("#draft-button").click()
+    wait_value(page, "draft", "v.includes('email you on Thursday')")
+    page.wait_for_function("() => document.querySelector('#stage').innerText.includes('clean')", timeout=30_000)
+    seen: list[str] = page.evaluate("() => window.__seen")
+    partial_first = [v for v in seen if FIRST_DRAFT.startswith(v) and len(v) < len(FIRST_DRAFT)]
+    assert partial_first, f"the first draft never showed partially (seen: {seen[:5]})"
+    assert any(REVISION.startswith(v) and len(v) < len(REVISION) for v in seen)
+
+    # The first round's findings are marked on its text in the "Earlier rounds" accordion.
+    page.locator("#revisions-accordion").get_by_text("Earlier rounds").click()
+    round0 = page.locator("#revision-0")
+    round0.wait_for(state="visible", timeout=10_000)
+    round0_text = round0.inner_text().lower()
+    assert "sorry for any inconvenience" in round0_text
+    assert "empty apology" in round0_text and "blame" in round0_text
+    assert "Round 0" in page.locator("#revisions").inner_text()
+
+    citations = page.locator("#citations").inner_text()
+    titles = [line.split('"')[1] for p in (ROOT / "knowledge").glob("*.md")
+              for line in p.read_text(encoding="utf-8").splitlines()[:3] if line.startswith("title:")]
+    assert any(title in citations for title in titles), citations[:300]
+    assert "No findings" in page.locator("#findings").inner_text()
+    page.screenshot(path=str(SHOTS / "desk-drafted.png"), full_page=True)
+
+    # The agent edits the draft: the checker answers as they type.
+    edited = REVISION + " Please calm down."
+    textarea(page, "draft").fill(edited)
+    page.wait_for_function("() => document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')",
+                           timeout=15_000)
+    assert "calm down" in page.locator("#findings").inner_text()
+    page.screenshot(path=str(SHOTS / "desk-live-check.png"), full_page=True)
+
+    # One click applies the suggested phrasing and re-checks.
+    choose(page, "fix-choice", "calm down")
+    page.locator("#apply-fix").click()
+    wait_value(page, "draft", "!v.includes('calm down')", timeout=15_000)
+    fixed = textarea(page, "draft").input_value()
+    assert "I can hear how stressful this has been" in fixed
+    page.wait_for_function("() => !document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')",
+                           timeout=15_000)
+
+    # Feedback lands in the feedback file with the text the agent actually kept.
+    page.locator("#fb-edited").click()
+    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('recorded')",
+                           timeout=15_000)
+    records = [json.loads(line) for line in settings.feedback_file.read_text(encoding="utf-8").splitlines()]
+    assert records[-1]["verdict"] == "used_after_edit"
+    assert records[-1]["final_text"] == fixed
+    assert records[-1]["draft"] == REVISION
+    assert MESSAGE not in json.dumps(records[-1], ensure_ascii=False)
+
+    # The workshop: log in, break a prompt, see it refused, the file unchanged.
+    page.get_by_role("tab", name="Trainer's workshop").click()
+    page.locator("#ws-user input").fill("trainer")
+    page.locator("#ws-password input").fill("s3cret pass")
+    page.locator("#ws-login").click()
+    page.locator("#ws-area").wait_for(state="visible", timeout=15_000)
+    choose(page, "ws-file", "draft.md")
+    wait_value(page, "ws-editor", "v.startsWith('---')", timeout=15_000)
+    prompt_path = settings.prompts_dir / "draft.md"
+    before = prompt_path.read_text(encoding="utf-8")
+    broken = before.replace("{{message}}", "{{mesage}}", 1)
+    assert broken != before
+    textarea(page, "ws-editor").fill(broken)
+    page.locator("#ws-save").click()
+    page.wait_for_function("() => document.querySelector('#ws-status').innerText.includes('Not saved')",
+                           timeout=30_000)
+    status = page.locator("#ws-status").inner_text()
+    assert "draft.md:" in status and "mesage" in status
+    assert prompt_path.read_text(encoding="utf-8") == before
+    page.screenshot(path=str(SHOTS / "workshop-refused.png"), full_page=True)
+
+    # Markup in a customer message is shown as text: no script runs, no tag is rendered.
+    page.get_by_role("tab", name="Agent's desk").click()
+    textarea(page, "message").fill(HOSTILE)
+    page.locator("#draft-button").click()
+    page.wait_for_function("() => document.querySelector('#stage').innerText.includes('<script>')", timeout=30_000)
+    stage = page.locator("#stage")
+    assert "<b>x</b>" in stage.inner_text()
+    assert stage.locator("b, script").count() == 0
+    assert page.locator("#message textarea").input_value() == HOSTILE
+    time.sleep(0.5)
+    assert dialogs == []
+    page.screenshot(path=str(SHOTS / "desk-markup-as-text.png"), full_page=True)
+    page.close()
+
+
+def test_model_down_banner_and_empty_input(tmp_path: Path, browser: Any) -> None:
+    """Without a model the desk says so and still shows guidance; empty input gets a sentence, not a trace."""
+    from copilot.ui import build_ui, launch
+
+    settings = project_settings(tmp_path)
+    assembly = build_copilot(settings, with_model=False)
+    demo = build_ui(assembly)
+    url = launch(demo, "127.0.0.1", free_port())
+    try:
+        wait_http(url, 60)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(url)
+        textarea(page, "message").wait_for(timeout=30_000)
+        assert "The model isn't answering" in page.locator("#startup-banner").inner_text()
+        page.locator("#draft-button").click()
+        page.wait_for_function("() => document.querySelector('#banner').innerText.includes('empty')",
+                               timeout=15_000)
+        assert "Traceback" not in page.content()
+        textarea(page, "message").fill(MESSAGE)
+        page.locator("#draft-button").click()
+        page.wait_for_function("() => document.querySelector('#banner').innerText.includes(\"isn't answering\")",
+                               timeout=30_000)
+        assert "write the reply yourself" in page.locator("#banner").inner_text()
+        page.wait_for_function("() => document.querySelector('#citations').innerText.length > 40", timeout=15_000)
+        assert "Workshop is switched off" in page.content() or "workshop is switched off" in page.content()
+        page.screenshot(path=str(SHOTS / "desk-model-down.png"), full_page=True)
+        page.close()
+    finally:
+        demo.close()
+        assembly.close()
+
