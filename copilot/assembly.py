@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from copilot.checker import Checker
 from copilot.errors import CopilotError
+from copilot.privacy import should_redact
 from copilot.prompts import PromptLibrary
 from copilot.settings import Settings
 
@@ -41,6 +42,13 @@ def open_guidance(settings: Settings) -> tuple[MiniLMEmbeddings, GuidanceStore]:
         embedder, index_dir=settings.index_dir, chroma_url=settings.chroma_url, collection=settings.collection
     )
     return embedder, store
+
+
+def make_retriever(settings: Settings, embedder: MiniLMEmbeddings, store: GuidanceStore) -> Retriever:
+    """The hybrid retriever with the trainers' synonym groups."""
+    from copilot.retrieval import Retriever, Thesaurus
+
+    return Retriever(store, embedder, thesaurus=Thesaurus.load(settings.prompts_dir / "synonyms.yaml"))
 
 
 def reindex(
@@ -145,14 +153,12 @@ def build_copilot(
     notices: list[str] = []
     embedder = store = retriever = None
     if with_index:
-        from copilot.retrieval import Retriever
-
         embedder, store = open_guidance(settings)
         if store.count() == 0:
             report = reindex(settings, embedder, store, progress=progress)
             notices.append(f"Built the guidance index: {report.summary()}")
             notices.extend(report.problems)
-        retriever = Retriever(store, embedder)
+        retriever = make_retriever(settings, embedder, store)
         retriever.warm()  # load the embedding model and keyword index now, not on the agent's first request
     server = None
     if chat is None and with_model:
@@ -171,6 +177,7 @@ def build_copilot(
         seed=settings.seed,
         max_message_chars=settings.max_message_chars,
         before_model_call=server.ensure_running if server is not None else None,
+        redact_pii=should_redact(settings.redact_pii, settings.openai_base_url, embedded=server is not None),
     )
     return Assembly(
         settings=settings,

@@ -74,6 +74,8 @@ _CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECAS
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
 _TRIM = " \t\n,.;:!?-\u2013\u2014"
+_ABBREVIATION_WORD = re.compile(r"([\w.]+)\.$")
+_WORD = re.compile(r"\w+")
 # The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
 # without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes.
 try:
@@ -176,6 +178,9 @@ class ApologySpec(RuleSpec):
     skip_before: list[NonEmpty] = []
     patterns: list[NonEmpty] = Field(min_length=1)
     unless: list[NonEmpty] = []
+    # Cancels a match when the text just before the apology (the previous sentence and the current one up to the
+    # apology word) names the problem, so "... that should never have happened, and I apologise for it" passes.
+    unless_previous: list[NonEmpty] = []
 
 
 class MissingSpec(RuleSpec):
@@ -223,34 +228,76 @@ _TOP_LEVEL_KEYS = ("rules", "vocabulary")
 
 
 class _Doc:
-    """A text split into sentences, with quotations blanked out and sentence breaks turned into newlines."""
+    """A text split into sentences, with quotations blanked out and sentence breaks turned into newlines.
 
-    __slots__ = ("text", "scan", "sentences", "starts", "active", "_bounds")
+    Also caches what several rules ask about the same text: its words, which required-word groups it satisfies,
+    clause boundaries and the matches of shared patterns (the apology word is looked up once, not once per rule).
+    """
 
-    def __init__(self, text: str) -> None:
+    __slots__ = ("text", "scan", "sentences", "starts", "words", "prescan", "_bounds", "_groups", "_found", "_memo")
+
+    def __init__(self, text: str, prescan: _Prescan | None = None) -> None:
         self.text = text
-        chars = list(_QUOTED.sub(lambda m: m.group(0)[0] + " " * (len(m.group(0)) - 2) + m.group(0)[-1], text))
+        masked = _QUOTED.sub(_blank_quote, text) if _may_quote(text) else text
         sentences: list[tuple[int, int]] = []
-        start = 0
+        pieces: list[str] = []
+        start = done = 0
         for m in _SENTENCE_END.finditer(text):
             if m.lastindex and _is_abbreviation(text, m.start()):
                 continue
             end = m.start()
             # Newlines let patterns use ^ and $ for sentence start and end while scanning the whole text once.
-            for i in range(m.start(1) if m.lastindex else m.start(), m.end()):
-                chars[i] = "\n"
+            gap = m.start(1) if m.lastindex else m.start()
+            pieces.append(masked[done:gap])
+            pieces.append("\n" * (m.end() - gap))
+            done = m.end()
             if text[start:end].strip():
                 sentences.append(_strip_span(text, start, end))
             start = m.end()
         if text[start:].strip():
             sentences.append(_strip_span(text, start, len(text)))
+        pieces.append(masked[done:])
         # Curly apostrophes read as straight ones, so patterns only need to spell "don't" one way.
-        self.scan = _lower("".join(chars).replace("\u2019", "'"))
+        self.scan = _lower("".join(pieces).replace("\u2019", "'"))
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
+        self.words = frozenset(_WORD.findall(self.scan))
+        self.prescan = prescan
         self._bounds: list[int] | None = None
-        # Literal words present in the text (see Checker._literals); None means "assume every pattern may match".
-        self.active: frozenset[str] | None = None
+        self._groups: dict[frozenset[str], bool] = {}
+        self._found: dict[int, list[re.Match[str]]] = {}
+        self._memo: dict[tuple[int, int], bool] = {}
+
+    def may_match(self, needs: _Needs) -> bool:
+        """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
+        for group in needs:
+            ok = self._groups.get(group)
+            if ok is None:
+                words, subs = (self.prescan or _DEFAULT_PRESCAN).split(group)
+                scan = self.scan
+                ok = not words.isdisjoint(self.words) or any(s in scan for s in subs)
+                self._groups[group] = ok
+            if not ok:
+                return False
+        return True
+
+    def matches(self, rx: re.Pattern[str], needs: _Needs = ()) -> list[re.Match[str]]:
+        """All non-empty matches of ``rx`` that start on a word boundary, cached for the rules sharing ``rx``."""
+        key = id(rx)
+        found = self._found.get(key)
+        if found is None:
+            found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()] if self.may_match(needs) else []
+            self._found[key] = found
+        return found
+
+    def memo_any_in_clause(self, patterns: tuple[re.Pattern[str], ...], pos: int) -> bool:
+        """``_any_in_clause`` over the clause before ``pos``, remembered for rules sharing the same patterns."""
+        key = (id(patterns), pos)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = _any_in_clause(patterns, self, self.clause_start(pos), pos)
+            self._memo[key] = hit
+        return hit
 
     def sentence_of(self, pos: int) -> int:
         """Index of the sentence containing ``pos``."""
@@ -265,11 +312,20 @@ class _Doc:
         return max(self._bounds[i], sentence_start) if i >= 0 else sentence_start
 
 
+def _blank_quote(m: re.Match[str]) -> str:
+    s = m.group(0)
+    return s[0] + " " * (len(s) - 2) + s[-1]
+
+
+def _may_quote(text: str) -> bool:
+    return "'" in text or '"' in text or "\u201c" in text or "\u2018" in text
+
+
 def _is_abbreviation(text: str, dot: int) -> bool:
     """True when the full stop before ``dot`` ends an abbreviation such as "Mr." rather than a sentence."""
     if text[dot - 1] != ".":
         return False
-    word = re.search(r"([\w.]+)\.$", text[max(0, dot - 12) : dot])
+    word = _ABBREVIATION_WORD.search(text, max(0, dot - 12), dot)
     if word is None:
         return False
     name = word.group(1).lower()
@@ -378,12 +434,17 @@ def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None =
 
 def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
     """True when any pattern matches inside a whole sentence (^ and $ are the sentence's ends)."""
-    return any(next(_finditer(p, doc.scan, start, end), None) is not None for p in patterns)
+    for p in patterns:
+        if doc.may_match(_NEEDS.get(id(p), ())) and next(_finditer(p, doc.scan, start, end), None) is not None:
+            return True
+    return False
 
 
 def _cancelled(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int, m_start: int, m_end: int) -> bool:
     """True when an exception matches elsewhere in the sentence; the flagged words cannot excuse themselves."""
     for p in patterns:
+        if not doc.may_match(_NEEDS.get(id(p), ())):
+            continue
         for u in _finditer(p, doc.scan, start, end):
             if u.end() <= m_start or u.start() >= m_end:
                 return True
@@ -392,15 +453,18 @@ def _cancelled(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: 
 
 def _any_in_clause(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
     """True when any pattern matches the clause text before a match; ^ and $ are that stretch's own ends."""
+    live = [p for p in patterns if doc.may_match(_NEEDS.get(id(p), ()))]
+    if not live:
+        return False
     piece = doc.scan[start:end]
-    return any(next(_finditer(p, piece), None) is not None for p in patterns)
+    return any(next(_finditer(p, piece), None) is not None for p in live)
 
 
 @dataclass(frozen=True)
 class PhraseRule(Rule):
     """Sentence-level regex rule with same-sentence, same-clause and next-sentence exceptions."""
 
-    parts: tuple[tuple[re.Pattern[str], frozenset[str] | None], ...] = field(default=(), compare=False, repr=False)
+    parts: tuple[tuple[re.Pattern[str], _Needs], ...] = field(default=(), compare=False, repr=False)
     unless: tuple[re.Pattern[str], ...] = ()
     unless_before: tuple[re.Pattern[str], ...] = ()
     unless_next: tuple[re.Pattern[str], ...] = ()
@@ -408,11 +472,14 @@ class PhraseRule(Rule):
     def _matches(self, doc: _Doc) -> list[re.Match[str]]:
         """Matches of all patterns, earliest first, skipping patterns whose required words are absent."""
         found: list[re.Match[str]] = []
+        hits = 0
         for rx, needs in self.parts:
-            if needs is not None and doc.active is not None and needs.isdisjoint(doc.active):
-                continue
-            found.extend(m for m in _finditer(rx, doc.scan) if m.end() > m.start())
-        if len(self.parts) > 1:
+            if doc.may_match(needs):
+                more = [m for m in _finditer(rx, doc.scan) if m.end() > m.start()]
+                if more:
+                    found.extend(more)
+                    hits += 1
+        if hits > 1:
             found.sort(key=lambda m: (m.start(), -m.end()))
         return found
 
@@ -444,19 +511,24 @@ class ApologyRule(Rule):
     skip_before: tuple[re.Pattern[str], ...] = ()
     regex: re.Pattern[str] = field(default=re.compile("(?!)"), compare=False, repr=False)
     unless: tuple[re.Pattern[str], ...] = ()
+    unless_previous: tuple[re.Pattern[str], ...] = ()
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield from the apology word to the end of the offending continuation."""
-        for a in _finditer(self.anchor, doc.scan):
+        for a in doc.matches(self.anchor, _NEEDS.get(id(self.anchor), ())):
             idx = doc.sentence_of(a.start())
             s_start, s_end = doc.sentences[idx]
-            if self.skip_before and _any_in_clause(self.skip_before, doc, doc.clause_start(a.start()), a.start()):
-                continue
             m = self.regex.match(doc.scan, a.end(), s_end)
             if m is None:
                 continue
+            if self.skip_before and doc.memo_any_in_clause(self.skip_before, a.start()):
+                continue
             if self.unless and _any(self.unless, doc, s_start, s_end):
                 continue
+            if self.unless_previous:
+                before = doc.sentences[idx - 1][0] if idx > 0 else s_start
+                if _any_in_clause(self.unless_previous, doc, before, a.start()):
+                    continue
             yield a.start(), max(m.end(), a.end())
 
 
@@ -470,7 +542,9 @@ class MissingRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield the first or last sentence when nothing in the text matches."""
-        if len(doc.sentences) < self.min_sentences or next(_finditer(self.regex, doc.scan), None) is not None:
+        if len(doc.sentences) < self.min_sentences:
+            return
+        if doc.may_match(_NEEDS.get(id(self.regex), ())) and next(_finditer(self.regex, doc.scan), None) is not None:
             return
         yield doc.sentences[0] if self.point_at == "first" else doc.sentences[-1]
 
@@ -504,7 +578,7 @@ class ActionCountRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield the first action over the limit, or the first sentence when there is none."""
-        actions = [m.span() for m in _finditer(self.regex, doc.scan)]
+        actions = [m.span() for m in doc.matches(self.regex, _NEEDS.get(id(self.regex), ()))]
         if len(actions) > self.max:
             yield actions[self.max]
         elif len(actions) < self.min and len(doc.sentences) >= self.min_sentences:
@@ -676,6 +750,28 @@ class _Vocabulary:
         return _MACRO.sub(replace, pattern)
 
 
+# Compiled patterns are shared by source text, so rules repeating a pattern share its cached matches (_Doc keys
+# them by id), and each pattern's required words are worked out once. Both live as long as the process.
+_INTERNED: dict[str, re.Pattern[str]] = {}
+_NEEDS: dict[int, _Needs] = {}
+_INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
+
+
+def _intern(source: str) -> re.Pattern[str]:
+    """Compile ``source`` once per process and remember which words any match of it needs."""
+    rx = _INTERNED.get(source)
+    if rx is None:
+        rx = re.compile(source, _FLAGS)
+        _INTERNED[source] = rx
+        _NEEDS[id(rx)] = _required_literals(source)
+    return rx
+
+
+def _intern_tuple(patterns: Sequence[re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:
+    key = tuple(p.pattern for p in patterns)
+    return _INTERNED_TUPLES.setdefault(key, tuple(patterns))
+
+
 def _compile(
     patterns: Sequence[str], vocab: _Vocabulary, located: _Located, loc: tuple[object, ...], *, guard: bool = True
 ) -> list[re.Pattern[str]]:
@@ -684,7 +780,7 @@ def _compile(
         expanded = _lower_pattern(vocab.expand(raw, located, (*loc, i)))
         source = f"(?:{expanded}){_END_GUARD}" if guard else f"(?:{expanded})"
         try:
-            compiled.append(re.compile(source, _FLAGS))
+            compiled.append(_intern(source))
         except re.error as exc:
             raise located.error(
                 (*loc, i),
@@ -697,7 +793,7 @@ def _compile(
 def _combine(patterns: Sequence[re.Pattern[str]], located: _Located, loc: tuple[object, ...]) -> re.Pattern[str]:
     """Join a rule's patterns into one alternation so each text is scanned once per rule."""
     try:
-        return re.compile("|".join(p.pattern for p in patterns) or "(?!)", _FLAGS)
+        return _intern("|".join(p.pattern for p in patterns) or "(?!)")
     except re.error as exc:
         raise located.error(
             loc, f"patterns cannot be combined: {exc.msg}", "do not reuse the same (?P<name>...) in two patterns"
@@ -720,13 +816,13 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
     }
 
     def comp(name: str, values: Sequence[str]) -> tuple[re.Pattern[str], ...]:
-        return tuple(_compile(values, vocab, located, (*loc, name)))
+        return _intern_tuple(_compile(values, vocab, located, (*loc, name)))
 
     if isinstance(spec, PhraseSpec):
         patterns = comp("patterns", spec.patterns)
         return PhraseRule(
             **common,
-            parts=tuple((p, _required_literals(p.pattern)) for p in patterns),
+            parts=tuple((p, _NEEDS.get(id(p), ())) for p in patterns),
             unless=comp("unless", spec.unless),
             unless_before=comp("unless_before", spec.unless_before),
             unless_next=comp("unless_next", spec.unless_next),
@@ -741,6 +837,7 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
             skip_before=comp("skip_before", spec.skip_before),
             regex=_combine(rest, located, (*loc, "patterns")),
             unless=comp("unless", spec.unless),
+            unless_previous=comp("unless_previous", spec.unless_previous),
         )
     if isinstance(spec, MissingSpec):
         patterns = comp("patterns", spec.patterns)
@@ -767,28 +864,39 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
 
 
 _Req = frozenset[str] | None
+# Required-word groups of a pattern: every match contains at least one string of EACH group. Empty: always run.
+_Needs = tuple[frozenset[str], ...]
+_MAX_GROUPS = 3
 
 
-def _required_literals(source: str) -> frozenset[str] | None:
-    """Strings of which every match of ``source`` contains at least one, or None when that can't be worked out."""
+def _required_literals(source: str) -> _Needs:
+    """Groups of strings such that every match of ``source`` contains one string of each group (most selective
+    first); empty when that can't be worked out, which just means "always run the pattern"."""
     if _sre_parse is None:
-        return None
+        return ()
     try:
-        return _req_sequence(list(_sre_parse.parse(source, _FLAGS)))
+        groups = _req_groups(list(_sre_parse.parse(source, _FLAGS)))
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
-        return None
+        return ()
+    unique = sorted(set(groups), key=_selectivity, reverse=True)
+    return tuple(unique[:_MAX_GROUPS])
+
+
+def _selectivity(group: frozenset[str]) -> tuple[int, int]:
+    # Long strings are rarer than short ones, and few alternatives are rarer than many.
+    return (min(min(len(s) for s in group), 6), -len(group))
 
 
 def _req_best(candidates: list[frozenset[str]]) -> _Req:
-    # Prefer the most selective requirement: long strings first, then few alternatives.
     usable = [c for c in candidates if c and all(c)]
     if not usable:
         return None
-    return max(usable, key=lambda c: (min(min(len(s) for s in c), 6), -len(c)))
+    return max(usable, key=_selectivity)
 
 
-def _req_sequence(items: list[tuple[Any, Any]]) -> _Req:
-    candidates: list[frozenset[str]] = []
+def _req_groups(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
+    """All the groups a sequence of regex items requires (each one is a necessary condition on its own)."""
+    groups: list[frozenset[str]] = []
     run = ""
     for op, av in items:
         name = str(op)
@@ -796,65 +904,57 @@ def _req_sequence(items: list[tuple[Any, Any]]) -> _Req:
             run += chr(av)
             continue
         if run:
-            candidates.append(frozenset([run]))
+            groups.append(frozenset([run]))
             run = ""
-        sub: _Req = None
         if name == "SUBPATTERN":
-            sub = _req_sequence(list(av[-1]))
+            groups.extend(_req_groups(list(av[-1])))
         elif name == "ATOMIC_GROUP":
-            sub = _req_sequence(list(av))
+            groups.extend(_req_groups(list(av)))
         elif name == "BRANCH":
-            alternatives = [_req_sequence(list(alt)) for alt in av[1]]
+            # One match takes one alternative, so the alternatives' best groups together form one group.
+            alternatives = [_req_best(_req_groups(list(alt))) for alt in av[1]]
             known = [a for a in alternatives if a is not None]
             if len(known) == len(alternatives):
-                sub = frozenset(w for a in known for w in a)
+                groups.append(frozenset(w for a in known for w in a))
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
-            sub = _req_sequence(list(av[2]))
-        if sub is not None:
-            candidates.append(sub)
+            groups.extend(_req_groups(list(av[2])))
     if run:
-        candidates.append(frozenset([run]))
-    return _req_best(candidates)
+        groups.append(frozenset([run]))
+    return [g for g in groups if g and all(g)]
 
 
-def _trie_regex(words: Iterable[str]) -> str:
-    """An alternation of ``words`` factored by shared prefixes (greedy, so the longest word at a position wins)."""
-    trie: dict[str, Any] = {}
-    for word in words:
-        node = trie
-        for ch in word:
-            node = node.setdefault(ch, {})
-        node[""] = {}
+class _Prescan:
+    """Splits each required-word group into whole words (looked up in the text's word set) and other strings
+    (looked up with a substring test), once per group for the life of the checker."""
 
-    def emit(node: dict[str, Any]) -> str:
-        branches = [re.escape(ch) + emit(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        if "" in node:
-            return "(?:" + "|".join(branches) + ")?"
-        return branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    def __init__(self) -> None:
+        self._split: dict[frozenset[str], tuple[frozenset[str], tuple[str, ...]]] = {}
 
-    return emit(trie) or "(?!)"
+    def split(self, group: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+        """(words, substrings): the text has a string of ``group`` only if it has one of the words as a word or
+        contains one of the substrings."""
+        found = self._split.get(group)
+        if found is None:
+            words: set[str] = set()
+            subs: list[str] = []
+            for literal in group:
+                # A run of word characters with a non-word character on both sides inside the literal must be a
+                # whole word of the text wherever the literal occurs.
+                inner = [
+                    m.group(0)
+                    for m in _WORD.finditer(literal)
+                    if m.start() > 0 and m.end() < len(literal) and literal[m.start() - 1] != "_"
+                ]
+                if inner:
+                    words.add(max(inner, key=len))
+                else:
+                    subs.append(literal)
+            found = (frozenset(words), tuple(sorted(subs, key=len, reverse=True)))
+            self._split[group] = found
+        return found
 
 
-class _LiteralIndex:
-    """Finds, in one scan, which of the rules' required words occur in a text, so most patterns never run."""
-
-    def __init__(self, words: Iterable[str]) -> None:
-        universe = sorted(set(words))
-        # Only the longest word starting at each position is reported, so credit its prefixes too.
-        self.prefixes = {w: frozenset(p for p in universe if w.startswith(p)) for w in universe}
-        self.regex = re.compile("(?=(" + _trie_regex(universe) + "))") if universe else None
-
-    def present(self, text: str) -> frozenset[str]:
-        """Required words that occur somewhere in ``text``."""
-        if self.regex is None:
-            return frozenset()
-        found = set(self.regex.findall(text))
-        out: set[str] = set()
-        for w in found:
-            out |= self.prefixes.get(w, frozenset())
-        return frozenset(out)
+_DEFAULT_PRESCAN = _Prescan()
 
 
 def _case(example: str | ExampleCase) -> ExampleCase:
@@ -890,9 +990,7 @@ class Checker:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
-        self._index = _LiteralIndex(
-            w for r in self.rules if isinstance(r, PhraseRule) for _, needs in r.parts for w in needs or ()
-        )
+        self._prescan = _Prescan()
 
     @classmethod
     def load(cls, directory: Path) -> Checker:
@@ -959,8 +1057,7 @@ class Checker:
         context = context or CheckContext()
         if not text.strip():
             return []
-        doc = _Doc(text)
-        doc.active = self._index.present(doc.scan)
+        doc = _Doc(text, self._prescan)
         findings: dict[tuple[str, int, int], Finding] = {}
         for rule in self.rules:
             for start, end in rule.find(doc, context):

@@ -114,14 +114,13 @@ def cmd_index(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_retrieve(args: argparse.Namespace, settings: Settings) -> int:
-    from copilot.assembly import open_guidance, reindex
-    from copilot.retrieval import Retriever
+    from copilot.assembly import make_retriever, open_guidance, reindex
 
     embedder, store = open_guidance(settings)
     if store.count() == 0:
         print("The index is empty; building it first.", file=sys.stderr)
         reindex(settings, embedder, store)
-    hits = Retriever(store, embedder).retrieve(args.query, args.k)
+    hits = make_retriever(settings, embedder, store).retrieve(args.query, args.k)
     if args.json:
         _print_json([h.to_dict() for h in hits])
     else:

@@ -176,19 +176,20 @@ def _normal(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def run_retrieval_suite(settings: Settings, retriever: Any, progress: bool = True) -> SuiteResult:
-    """evidence@3 (an expected phrase in the top 3) and MRR over the agents' questions."""
-    started = time.perf_counter()
-    path = settings.evals_dir / "retrieval.yaml"
+def _retrieval_cases(path: Path) -> list[dict[str, Any]]:
     data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     cases = data.get("cases") or []
-    if not cases:
-        raise DataFileError(path, "has no cases", fix="add `cases:` with question/expect entries")
+    if not cases or not all(isinstance(c, dict) and c.get("question") and c.get("expect") for c in cases):
+        raise DataFileError(path, "needs `cases:`, each with `question` and a list `expect`", fix="see the top comment")
+    return list(cases)
+
+
+def _score_retrieval(retriever: Any, cases: list[dict[str, Any]], progress: bool, label: str) -> dict[str, Any]:
     rows = []
     hits3 = 0
     reciprocal = 0.0
     latencies = []
-    for case in _progress(cases, "retrieval", progress):
+    for case in _progress(cases, f"retrieval ({label})", progress):
         t = time.perf_counter()
         passages = retriever.retrieve(case["question"], 10)
         latencies.append((time.perf_counter() - t) * 1000)
@@ -196,14 +197,35 @@ def run_retrieval_suite(settings: Settings, retriever: Any, progress: bool = Tru
         rank = next((i for i, p in enumerate(passages, start=1) if any(e in _normal(p.text) for e in expected)), None)
         hits3 += bool(rank and rank <= 3)
         reciprocal += 1.0 / rank if rank else 0.0
-        rows.append({"question": case["question"], "rank": rank, "top": passages[0].citation if passages else None})
+        rows.append(
+            {
+                "question": case["question"],
+                "rank": rank,
+                "top": passages[0].citation if passages else None,
+                "set": label,
+            }
+        )
     n = len(cases)
-    metrics = {
+    return {
         "evidence_at_3": hits3 / n,
         "mrr": reciprocal / n,
         "cases": float(n),
         "latency_p50_ms": statistics.median(latencies),
+        "rows": rows,
     }
+
+
+def run_retrieval_suite(settings: Settings, retriever: Any, progress: bool = True) -> SuiteResult:
+    """evidence@3 (an expected phrase in the top 3) and MRR over the agents' questions, plus the holdout set."""
+    started = time.perf_counter()
+    main = _score_retrieval(retriever, _retrieval_cases(settings.evals_dir / "retrieval.yaml"), progress, "main")
+    rows = main.pop("rows")
+    metrics = {k: float(v) for k, v in main.items()}
+    holdout_path = settings.evals_dir / "retrieval_holdout.yaml"
+    if holdout_path.is_file():
+        held = _score_retrieval(retriever, _retrieval_cases(holdout_path), progress, "holdout")
+        rows += held.pop("rows")
+        metrics.update({f"holdout.{k}": float(v) for k, v in held.items() if k != "latency_p50_ms"})
     return SuiteResult("retrieval", metrics, rows=rows, seconds=time.perf_counter() - started)
 
 

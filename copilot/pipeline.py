@@ -13,6 +13,7 @@ from copilot.analysis import Analysis, analyse
 from copilot.checker import BLOCKING_CATEGORIES, CheckContext, Checker, Finding, blocking
 from copilot.errors import CopilotError, IndexUnavailableError, InputError, ModelUnavailableError
 from copilot.llm import ChatMessage, ChatModel
+from copilot.privacy import Masker
 from copilot.prompts import PromptLibrary, as_text
 from copilot.retrieval import RetrievedPassage, Retriever
 
@@ -31,14 +32,25 @@ _PRINTABLE_MIN = 0.75
 PROMPT_PASSAGE_CHARS = 320
 
 
-def excerpt(text: str, limit: int = PROMPT_PASSAGE_CHARS) -> str:
-    """The passage's leading sentences, up to about `limit` characters."""
+def excerpt(text: str, query: str = "", limit: int = PROMPT_PASSAGE_CHARS) -> str:
+    """The passage's sentences that best match the query, in their order, up to about `limit` characters."""
+    from copilot.retrieval import terms
+
     text = " ".join(text.split())
     if len(text) <= limit:
         return text
-    cut = text[:limit]
-    end = max(cut.rfind(". "), cut.rfind("! "), cut.rfind("? "))
-    return cut[: end + 1] if end > limit // 3 else cut.rsplit(" ", 1)[0] + "…"
+    sentences = [s for s in re.split(r"(?<=[.!?”])\s+", text) if s]
+    wanted = set(terms(query))
+    ranked = sorted(range(len(sentences)), key=lambda i: (-len(wanted & set(terms(sentences[i]))), i))
+    chosen: set[int] = set()
+    used = 0
+    for i in ranked:
+        if used + len(sentences[i]) > limit and chosen:
+            continue
+        chosen.add(i)
+        used += len(sentences[i]) + 1
+    picked = " ".join(sentences[i] for i in sorted(chosen))
+    return picked if len(picked) <= limit + 80 else picked[:limit].rsplit(" ", 1)[0] + "…"
 
 
 @dataclass(frozen=True)
@@ -177,6 +189,7 @@ class Copilot:
         seed: int | None = 7,
         max_message_chars: int = 6000,
         before_model_call: Callable[[], None] | None = None,
+        redact_pii: bool = False,
     ) -> None:
         self.checker = checker
         self.prompts = prompts
@@ -189,6 +202,7 @@ class Copilot:
         self.seed = seed
         self.max_message_chars = max_message_chars
         self.before_model_call = before_model_call
+        self.redact_pii = redact_pii
 
     @property
     def model_name(self) -> str:
@@ -263,6 +277,7 @@ class Copilot:
             "channel": request.channel,
             "signals": as_text(analysis.signals),
         }
+        masker = Masker() if self.redact_pii else None
         revisions: list[Revision] = []
         timings["llm"] = 0.0
         timings["check"] = 0.0
@@ -270,7 +285,7 @@ class Copilot:
         findings: list[Finding] = []
         try:
             yield StageEvent("draft")
-            draft = yield from self._generate("draft", values, 0, timings, started)
+            draft = yield from self._generate("draft", values, 0, timings, started, masker)
             yield StageEvent("check")
             findings = self._timed_check(draft, analysis, timings)
             best = (draft, findings)
@@ -280,7 +295,7 @@ class Copilot:
                 revisions.append(Revision(draft, findings))
                 yield StageEvent("revise", f"round {round_number}: {len(blocking(findings))} blocking finding(s)")
                 values_r = dict(values, draft=draft, findings=as_text(format_findings(blocking(findings))))
-                candidate = yield from self._generate("revise", values_r, round_number, timings, started)
+                candidate = yield from self._generate("revise", values_r, round_number, timings, started, masker)
                 yield StageEvent("check")
                 candidate_findings = self._timed_check(candidate, analysis, timings)
                 draft, findings = candidate, candidate_findings
@@ -318,9 +333,11 @@ class Copilot:
 
     def _guidance_text(self, analysis: Analysis, citations: list[RetrievedPassage]) -> str:
         focus = self.prompts.types[analysis.customer_type].focus
+        # The type's query (not the message) picks the sentences, so the same type yields the same prompt prefix.
+        query = self.prompts.types[analysis.customer_type].query
         lines = [f"Focus: {focus}"]
         for number, passage in enumerate(citations, start=1):
-            lines.append(f"[{number}] {passage.citation}: {excerpt(passage.text)}")
+            lines.append(f"[{number}] {passage.citation}: {excerpt(passage.text, query)}")
         return "\n".join(lines)
 
     def _timed_check(self, draft: str, analysis: Analysis, timings: dict[str, float]) -> list[Finding]:
@@ -330,7 +347,13 @@ class Copilot:
         return findings
 
     def _generate(
-        self, prompt_id: str, values: dict[str, str], round_number: int, timings: dict[str, float], started: float
+        self,
+        prompt_id: str,
+        values: dict[str, str],
+        round_number: int,
+        timings: dict[str, float],
+        started: float,
+        masker: Masker | None = None,
     ) -> Generator[DraftEvent, None, str]:
         if self.chat is None:
             raise ModelUnavailableError(
@@ -341,6 +364,9 @@ class Copilot:
             self.before_model_call()
         prompt = self.prompts.get(prompt_id)
         system, user = prompt.render(values)
+        if masker is not None:
+            # Customer details never leave the machine; the model writes placeholders, which come back restored.
+            user = masker.mask(user)
         options = prompt.header.model
         t = time.perf_counter()
         parts: list[str] = []
@@ -356,6 +382,8 @@ class Copilot:
             yield TokenEvent(delta, round_number)
         timings["llm"] += _ms(t)
         text = clean_draft("".join(parts))
+        if masker is not None:
+            text = masker.restore(text)
         if not text:
             raise ModelUnavailableError(
                 "The model returned an empty reply.", fix="try again, or configure another model"

@@ -7,6 +7,11 @@ import re
 import threading
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import yaml
+
+from copilot.errors import DataFileError
 
 from copilot.embeddings import MiniLMEmbeddings
 from copilot.store import GuidanceStore, StoredPassage
@@ -129,7 +134,8 @@ _STOPWORDS = frozenset(
     # up/down/out/off stay: phrasal verbs ("calm down", "hang up", "point out") carry the guidance.
 )
 _TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
-KEYWORD_WEIGHT = 0.5
+KEYWORD_WEIGHT = 0.6
+SYNONYM_WEIGHT = 0.6
 
 
 def _stem(word: str) -> str:
@@ -143,6 +149,47 @@ def tokenize(text: str) -> list[str]:
     """Lower-case, drop stop words, strip common suffixes: enough for keyword matching in English guidance."""
     text = text.lower().replace("’", "'")
     return [_stem(t.split("'")[0]) for t in _TOKEN.findall(text) if t not in _STOPWORDS and len(t) > 1]
+
+
+class Thesaurus:
+    """Groups of words that mean the same in customer service, so an agent's wording finds the guidance's."""
+
+    def __init__(self, groups: list[list[str]]) -> None:
+        self.groups = [
+            set(terms(" ".join(group))) | {"_".join(tokenize(w)) for w in group if " " in w} for group in groups
+        ]
+
+    @classmethod
+    def load(cls, path: Path) -> Thesaurus:
+        """Read prompts/synonyms.yaml (missing file: no expansion)."""
+        if not path.is_file():
+            return cls([])
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            raise DataFileError(
+                path,
+                f"not valid YAML ({getattr(exc, 'problem', exc)})",
+                line=mark.line + 1 if mark else None,
+                fix="each group is a list: [word, word]",
+            ) from exc
+        groups = data.get("groups") if isinstance(data, dict) else None
+        if not isinstance(groups, list) or not all(isinstance(g, list) and len(g) >= 2 for g in groups):
+            raise DataFileError(
+                path,
+                "must have `groups:`, a list of lists of at least two words",
+                fix="write each group as - [word, other word]",
+            )
+        return cls([[str(w) for w in g] for g in groups])
+
+    def expand(self, query_terms: set[str]) -> set[str]:
+        """Terms from every group the query touches, minus the query's own."""
+        extra: set[str] = set()
+        for group in self.groups:
+            if group & query_terms:
+                extra |= group
+        return extra - query_terms
 
 
 def terms(text: str) -> list[str]:
@@ -166,18 +213,22 @@ class KeywordIndex:
                 self.postings[term].append((number, count))
         self.average = (sum(self.lengths) / len(self.lengths)) if self.lengths else 1.0
 
-    def search(self, query: str, k: int) -> list[tuple[StoredPassage, float]]:
-        """Best passages for the query's terms, best first."""
+    def search(self, query: str, k: int, thesaurus: Thesaurus | None = None) -> list[tuple[StoredPassage, float]]:
+        """Best passages for the query's terms (and, at a lower weight, their synonyms), best first."""
         n = len(self.passages)
         scores: dict[int, float] = defaultdict(float)
-        for term in set(terms(query)):
+        own = set(terms(query))
+        weighted = [(t, 1.0) for t in own]
+        if thesaurus is not None:
+            weighted += [(t, SYNONYM_WEIGHT) for t in thesaurus.expand(own)]
+        for term, weight in weighted:
             postings = self.postings.get(term)
             if not postings:
                 continue
             idf = math.log(1 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
             for number, count in postings:
                 norm = count + self.k1 * (1 - self.b + self.b * self.lengths[number] / self.average)
-                scores[number] += idf * count * (self.k1 + 1) / norm
+                scores[number] += weight * idf * count * (self.k1 + 1) / norm
         best = sorted(scores.items(), key=lambda item: -item[1])[:k]
         return [(self.passages[i], s) for i, s in best]
 
@@ -207,8 +258,16 @@ class RetrievedPassage:
 class Retriever:
     """Finds the guidance passages for a question or a customer message."""
 
-    def __init__(self, store: GuidanceStore, embedder: MiniLMEmbeddings, *, candidates: int = 24) -> None:
+    def __init__(
+        self,
+        store: GuidanceStore,
+        embedder: MiniLMEmbeddings,
+        *,
+        candidates: int = 24,
+        thesaurus: Thesaurus | None = None,
+    ) -> None:
         self.store = store
+        self.thesaurus = thesaurus
         self.embedder = embedder
         self.candidates = candidates
         self._keywords: KeywordIndex | None = None
@@ -236,7 +295,7 @@ class Retriever:
         if not query:
             return []
         vector_hits = self.store.query(self.embedder.embed_query(query), self.candidates)
-        keyword_hits = self._keyword_index().search(query, self.candidates)
+        keyword_hits = self._keyword_index().search(query, self.candidates, self.thesaurus)
         # Score fusion rather than rank fusion: a decisive keyword match (a rare phrase such as "calm down")
         # must be able to outvote a crowd of passages that are only vaguely similar in meaning.
         fused: dict[str, float] = defaultdict(float)

@@ -417,6 +417,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         return update
 
     def on_edit(text: str, name: str, result: dict[str, Any] | None) -> tuple[Any, str, Any]:
+        print("ON_EDIT", repr(text)[:60], flush=True)
         findings = check_text(text, name, result)
         return (
             highlight_value(text or "", findings),
@@ -717,15 +718,17 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         ]
         draft_inputs = [message, name, channel, tone]
         draft_button.click(on_draft, draft_inputs, desk_outputs, show_progress="hidden", **private)
-        draft_box.input(
-            on_edit,
-            [draft_box, name, result_state],
-            [highlights, findings_md, fix_choice],
-            trigger_mode="always_last",
-            show_progress="hidden",
-            concurrency_limit=None,
-            **private,
-        )
+        # Gradio fires `input` on key presses (typing, Ctrl+V); `blur` catches a mouse paste when the agent moves on.
+        for edit_event in (draft_box.input, draft_box.blur):
+            edit_event(
+                on_edit,
+                [draft_box, name, result_state],
+                [highlights, findings_md, fix_choice],
+                trigger_mode="always_last",
+                show_progress="hidden",
+                concurrency_limit=None,
+                **private,
+            )
         apply_button.click(
             on_apply,
             [draft_box, fix_choice, name, result_state],

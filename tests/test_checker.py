@@ -134,8 +134,8 @@ def test_quoted_words_are_not_the_agents(checker: Checker, text: str) -> None:
         ("There's no charge for the visit and it's no problem at all.", set()),
         ("It will be with you no later than Friday.", set()),
         ("No, we don't do that.", {"defensiveness"}),
-        ("That's not my department.", {"blame"}),
-        ("You'll need to contact billing.", {"blame"}),
+        ("That's not my department.", {"defensiveness"}),
+        ("You'll need to contact billing.", {"defensiveness"}),
         ("I've contacted billing for you.", set()),
         ("It's not your fault at all.", set()),
         ("It's not our fault.", {"defensiveness"}),
@@ -148,9 +148,43 @@ def test_near_miss_controls(checker: Checker, text: str, expected: set[str]) -> 
     assert categories(checker.check(text)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Sending the customer elsewhere is defensiveness; pointing a finger at whoever is to blame is blame.
+        ("Please call your bank to sort the payment out.", {"defensiveness"}),
+        ("You'd have to open a ticket with the IT team.", {"defensiveness"}),
+        ("That's another team's job.", {"defensiveness"}),
+        ("Billing messed this up, call them.", {"blame", "defensiveness"}),
+        ("It's the airport's fault, not ours.", {"blame", "defensiveness"}),
+        ("It is not our fault that the ferry operator cancelled the crossing.", {"blame", "defensiveness"}),
+        ("That's a supplier defect, not something we caused.", {"blame", "defensiveness"}),
+        ("It's not our fault.", {"defensiveness"}),
+        ("It's not your fault that the courier was late, and I've sent a new one.", set()),
+        # Words inside a finger-pointing phrase.
+        ("The dispatch team plainly mis-sent your order.", {"blame"}),
+        ("Your installer fitted the valve completely wrongly.", {"blame"}),
+        ("My colleague gave you totally outdated prices.", {"blame"}),
+        # Broken English refusals.
+        ("Sorry, system not permit refund after 7 day.", {"empty_apology", "defensiveness"}),
+        ("Is not possible change the seat.", {"defensiveness"}),
+        ("We not able cancel this booking.", {"defensiveness"}),
+        ("We can do nothing for this order.", {"defensiveness"}),
+        ("We can't just do nothing, so I've escalated it to my manager.", set()),
+        # "it" / "that" refer back to a problem named just before.
+        ("We sent your parcel to the wrong town. I apologise for it.", set()),
+        ("The engineer was rude to you, and I'm sorry about that.", set()),
+        ("I've read your message. I apologise for it.", {"empty_apology"}),
+        ("We are not responsible for their downtime. Sorry about that.", {"defensiveness", "empty_apology"}),
+    ],
+)
+def test_spec_relabels_and_generalisations(checker: Checker, text: str, expected: set[str]) -> None:
+    assert categories(checker.check(text)) == expected
+
+
 def test_curly_apostrophes_read_like_straight_ones(checker: Checker) -> None:
     assert categories(checker.check("You should\u2019ve read the manual.")) == {"blame"}
-    assert categories(checker.check("That\u2019s not my department.")) == {"blame"}
+    assert categories(checker.check("That\u2019s not my department.")) == {"defensiveness"}
 
 
 def test_empty_and_whitespace_text(checker: Checker) -> None:

@@ -30,8 +30,13 @@ MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want
 HOSTILE = "<script>alert(1)</script><b>x</b> My parcel never arrived and nobody answers the phone."
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+]
 
 
 class SlowChat:
@@ -53,8 +58,12 @@ def project_settings(tmp: Path, **extra: str) -> Settings:
     """Settings over a private copy of prompts/ and knowledge/, so workshop saves never touch the repo."""
     shutil.copytree(ROOT / "prompts", tmp / "prompts")
     shutil.copytree(ROOT / "knowledge", tmp / "knowledge")
-    env = {"COPILOT_DATA_DIR": str(tmp / "data"), "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
-           "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"), **extra}
+    env = {
+        "COPILOT_DATA_DIR": str(tmp / "data"),
+        "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
+        "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"),
+        **extra,
+    }
     return load_settings(env)
 
 
@@ -63,8 +72,9 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
     """The app with a scripted model (flagged first draft, clean revision) served on a free port."""
     from copilot.ui import build_ui, launch
 
-    settings = project_settings(tmp_path_factory.mktemp("ui"), COPILOT_WORKSHOP_USER="trainer",
-                                COPILOT_WORKSHOP_PASSWORD="s3cret pass")
+    settings = project_settings(
+        tmp_path_factory.mktemp("ui"), COPILOT_WORKSHOP_USER="trainer", COPILOT_WORKSHOP_PASSWORD="s3cret pass"
+    )
     chat = SlowChat(fake_chat_model([FIRST_DRAFT, REVISION] * 6), delay_s=0.04)
     assembly = build_copilot(settings, chat=chat)
     demo = build_ui(assembly)
@@ -150,8 +160,12 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     assert "Round 0" in page.locator("#revisions").inner_text()
 
     citations = page.locator("#citations").inner_text()
-    titles = [line.split('"')[1] for p in (ROOT / "knowledge").glob("*.md")
-              for line in p.read_text(encoding="utf-8").splitlines()[:3] if line.startswith("title:")]
+    titles = [
+        line.split('"')[1]
+        for p in (ROOT / "knowledge").glob("*.md")
+        for line in p.read_text(encoding="utf-8").splitlines()[:3]
+        if line.startswith("title:")
+    ]
     assert any(title in citations for title in titles), citations[:300]
     assert "No findings" in page.locator("#findings").inner_text()
     page.screenshot(path=str(SHOTS / "desk-drafted.png"), full_page=True)
@@ -159,9 +173,10 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     # The agent edits the draft: the checker answers as they type.
     edited = REVISION + " Please calm down."
     textarea(page, "draft").fill(edited)
-    page.wait_for_function("() => document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')",
-                           timeout=15_000)
-    assert "calm down" in page.locator("#findings").inner_text()
+    page.wait_for_function(
+        "() => document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')", timeout=15_000
+    )
+    page.wait_for_function("() => document.querySelector('#findings').innerText.includes('calm down')", timeout=15_000)
     page.screenshot(path=str(SHOTS / "desk-live-check.png"), full_page=True)
 
     # One click applies the suggested phrasing and re-checks.
@@ -170,13 +185,15 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     wait_value(page, "draft", "!v.includes('calm down')", timeout=15_000)
     fixed = textarea(page, "draft").input_value()
     assert "I can hear how stressful this has been" in fixed
-    page.wait_for_function("() => !document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')",
-                           timeout=15_000)
+    page.wait_for_function(
+        "() => !document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')", timeout=15_000
+    )
 
     # Feedback lands in the feedback file with the text the agent actually kept.
     page.locator("#fb-edited").click()
-    page.wait_for_function("() => document.querySelector('#feedback-status').innerText.includes('recorded')",
-                           timeout=15_000)
+    page.wait_for_function(
+        "() => document.querySelector('#feedback-status').innerText.includes('recorded')", timeout=15_000
+    )
     records = [json.loads(line) for line in settings.feedback_file.read_text(encoding="utf-8").splitlines()]
     assert records[-1]["verdict"] == "used_after_edit"
     assert records[-1]["final_text"] == fixed
@@ -197,8 +214,7 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     assert broken != before
     textarea(page, "ws-editor").fill(broken)
     page.locator("#ws-save").click()
-    page.wait_for_function("() => document.querySelector('#ws-status').innerText.includes('Not saved')",
-                           timeout=30_000)
+    page.wait_for_function("() => document.querySelector('#ws-status').innerText.includes('Not saved')", timeout=30_000)
     status = page.locator("#ws-status").inner_text()
     assert "draft.md:" in status and "mesage" in status
     assert prompt_path.read_text(encoding="utf-8") == before
@@ -234,13 +250,13 @@ def test_model_down_banner_and_empty_input(tmp_path: Path, browser: Any) -> None
         textarea(page, "message").wait_for(timeout=30_000)
         assert "The model isn't answering" in page.locator("#startup-banner").inner_text()
         page.locator("#draft-button").click()
-        page.wait_for_function("() => document.querySelector('#banner').innerText.includes('empty')",
-                               timeout=15_000)
+        page.wait_for_function("() => document.querySelector('#banner').innerText.includes('empty')", timeout=15_000)
         assert "Traceback" not in page.content()
         textarea(page, "message").fill(MESSAGE)
         page.locator("#draft-button").click()
-        page.wait_for_function("() => document.querySelector('#banner').innerText.includes(\"isn't answering\")",
-                               timeout=30_000)
+        page.wait_for_function(
+            "() => document.querySelector('#banner').innerText.includes(\"isn't answering\")", timeout=30_000
+        )
         assert "write the reply yourself" in page.locator("#banner").inner_text()
         page.wait_for_function("() => document.querySelector('#citations').innerText.length > 40", timeout=15_000)
         assert "Workshop is switched off" in page.content() or "workshop is switched off" in page.content()
@@ -249,4 +265,3 @@ def test_model_down_banner_and_empty_input(tmp_path: Path, browser: Any) -> None
     finally:
         demo.close()
         assembly.close()
-
