@@ -234,9 +234,9 @@ class _Doc:
     clause boundaries and the matches of shared patterns (the apology word is looked up once, not once per rule).
     """
 
-    __slots__ = ("text", "scan", "sentences", "starts", "words", "prescan", "_bounds", "_groups", "_found", "_memo")
+    __slots__ = ("text", "scan", "sentences", "starts", "words", "_bounds", "_sat", "_unsat", "_found", "_memo")
 
-    def __init__(self, text: str, prescan: _Prescan | None = None) -> None:
+    def __init__(self, text: str) -> None:
         self.text = text
         masked = _QUOTED.sub(_blank_quote, text) if _may_quote(text) else text
         sentences: list[tuple[int, int]] = []
@@ -262,23 +262,31 @@ class _Doc:
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
         self.words = frozenset(_WORD.findall(self.scan))
-        self.prescan = prescan
         self._bounds: list[int] | None = None
-        self._groups: dict[frozenset[str], bool] = {}
+        # Required-word groups (see _required_literals) this text has, from one pass over its words.
+        sat: set[int] = set()
+        for ids in map(_WORD_GROUPS.get, self.words):
+            if ids:
+                sat.update(ids)
+        self._sat = sat
+        self._unsat: set[int] = set()
         self._found: dict[int, list[re.Match[str]]] = {}
         self._memo: dict[tuple[int, int], bool] = {}
 
     def may_match(self, needs: _Needs) -> bool:
         """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
+        sat = self._sat
         for group in needs:
-            ok = self._groups.get(group)
-            if ok is None:
-                words, subs = (self.prescan or _DEFAULT_PRESCAN).split(group)
-                scan = self.scan
-                ok = not words.isdisjoint(self.words) or any(s in scan for s in subs)
-                self._groups[group] = ok
-            if not ok:
+            if group in sat:
+                continue
+            if group in self._unsat:
                 return False
+            scan = self.scan
+            if any(s in scan for s in _GROUP_SUBS[group]):
+                sat.add(group)
+                continue
+            self._unsat.add(group)
+            return False
         return True
 
     def matches(self, rx: re.Pattern[str], needs: _Needs = ()) -> list[re.Match[str]]:
@@ -863,98 +871,176 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
     return NameUnusedRule(**common)
 
 
-_Req = frozenset[str] | None
-# Required-word groups of a pattern: every match contains at least one string of EACH group. Empty: always run.
-_Needs = tuple[frozenset[str], ...]
+# Required words. Every match of a pattern contains one key of EACH of its groups; a key is a whole word of the
+# text (found in its word set) or, where the pattern allows a partial word, a substring. A text lacking any group
+# skips the pattern. Groups are numbered process-wide so a text can look all its words up in one pass.
+_Needs = tuple[int, ...]
+_Group = tuple[frozenset[str], tuple[str, ...]]  # (whole words, substrings)
 _MAX_GROUPS = 3
+_LEFT, _RIGHT = "\x02", "\x03"  # marks a literal that is known to start / end at a word boundary
+_GROUP_IDS: dict[_Group, int] = {}
+_GROUP_SUBS: list[tuple[str, ...]] = []
+_WORD_GROUPS: dict[str, list[int]] = {}
 
 
 def _required_literals(source: str) -> _Needs:
-    """Groups of strings such that every match of ``source`` contains one string of each group (most selective
-    first); empty when that can't be worked out, which just means "always run the pattern"."""
+    """Numbered required-word groups of ``source`` (most selective first; empty = always run the pattern)."""
     if _sre_parse is None:
         return ()
     try:
-        groups = _req_groups(list(_sre_parse.parse(source, _FLAGS)))
+        groups = _req_groups(list(_sre_parse.parse(source, _FLAGS)), True, False)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
         return ()
-    unique = sorted(set(groups), key=_selectivity, reverse=True)
-    return tuple(unique[:_MAX_GROUPS])
+    ranked = sorted(set(groups), key=_group_rank, reverse=True)
+    good = [g for g in ranked if _group_rank(g)[0] > 0]
+    return tuple(_group_id(g) for g in (good or ranked[:1])[:_MAX_GROUPS])
 
 
-def _selectivity(group: frozenset[str]) -> tuple[int, int]:
-    # Long strings are rarer than short ones, and few alternatives are rarer than many.
-    return (min(min(len(s) for s in group), 6), -len(group))
+def _group_rank(group: _Group) -> tuple[int, int, int]:
+    """Higher is cheaper to test and rarer: whole words beat substrings, long beat short, few beat many."""
+    words, subs = group
+    shortest = min([len(w) for w in words] + [len(s) for s in subs])
+    kind = 2 if not subs else 1 if len(subs) <= 8 and shortest >= 3 else 0
+    return (kind, min(shortest, 6), -len(words) - len(subs))
 
 
-def _req_best(candidates: list[frozenset[str]]) -> _Req:
-    usable = [c for c in candidates if c and all(c)]
-    if not usable:
-        return None
-    return max(usable, key=_selectivity)
+def _group_id(group: _Group) -> int:
+    gid = _GROUP_IDS.get(group)
+    if gid is None:
+        gid = _GROUP_IDS[group] = len(_GROUP_SUBS)
+        _GROUP_SUBS.append(group[1])
+        for word in group[0]:
+            _WORD_GROUPS.setdefault(word, []).append(gid)
+    return gid
 
 
-def _req_groups(items: list[tuple[Any, Any]]) -> list[frozenset[str]]:
-    """All the groups a sequence of regex items requires (each one is a necessary condition on its own)."""
-    groups: list[frozenset[str]] = []
-    run = ""
-    for op, av in items:
+def _split_literals(literals: Iterable[str]) -> _Group:
+    """Turn marked literals into a group: a literal's longest run of word characters with a boundary on both sides
+    is a whole word of any text containing it; a literal without one is looked for as a substring."""
+    words: set[str] = set()
+    subs: list[str] = []
+    for literal in literals:
+        body = literal.strip(_LEFT + _RIGHT)
+        probe = (" " if literal.startswith(_LEFT) else "") + body + (" " if literal.endswith(_RIGHT) else "")
+        inner = [m.group(0) for m in _WORD.finditer(probe) if m.start() > 0 and m.end() < len(probe)]
+        if inner:
+            words.add(max(inner, key=len))
+        else:
+            subs.append(body)
+    return frozenset(words), tuple(sorted(set(subs), key=len, reverse=True))
+
+
+def _req_best(candidates: list[_Group]) -> _Group | None:
+    return max(candidates, key=_group_rank) if candidates else None
+
+
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"
+
+
+def _nonword_set(av: Any) -> bool:
+    """True for a character class such as a space or [,;] that holds no word character."""
+    for kind, value in av:
+        name, val = str(kind), str(value)
+        if name == "LITERAL" and not _is_word_char(chr(value)):
+            continue
+        if name == "CATEGORY" and val in ("CATEGORY_SPACE", "CATEGORY_NOT_WORD", "CATEGORY_NOT_DIGIT"):
+            continue
+        return False
+    return True
+
+
+def _ends_nonword(item: tuple[Any, Any]) -> bool:
+    """True when whatever follows ``item`` is preceded by a non-word character (or the start of a line)."""
+    op, av = item
+    name = str(op)
+    if name == "LITERAL":
+        return not _is_word_char(chr(av))
+    if name == "AT":
+        return str(av) in ("AT_BEGINNING", "AT_BEGINNING_LINE", "AT_BEGINNING_STRING", "AT_BOUNDARY")
+    if name == "IN":
+        return _nonword_set(av)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return av[0] >= 1 and bool(av[2]) and _ends_nonword(list(av[2])[-1])
+    if name == "SUBPATTERN":
+        return bool(av[-1]) and _ends_nonword(list(av[-1])[-1])
+    if name == "BRANCH":
+        return all(alt and _ends_nonword(list(alt)[-1]) for alt in av[1])
+    if name == "ASSERT_NOT":
+        return av[0] == -1 and _is_word_class(av[1])
+    return False
+
+
+def _starts_nonword(item: tuple[Any, Any]) -> bool:
+    """True when whatever precedes ``item`` is followed by a non-word character (or the end of a line), as far as
+    a word character just before it is concerned."""
+    op, av = item
+    name = str(op)
+    if name == "LITERAL":
+        return not _is_word_char(chr(av))
+    if name == "AT":
+        return str(av) in ("AT_END", "AT_END_LINE", "AT_END_STRING", "AT_BOUNDARY")
+    if name == "IN":
+        return _nonword_set(av)
+    if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        return av[0] >= 1 and bool(av[2]) and _starts_nonword(list(av[2])[0])
+    if name == "SUBPATTERN":
+        return bool(av[-1]) and _starts_nonword(list(av[-1])[0])
+    if name == "BRANCH":
+        return all(alt and _starts_nonword(list(alt)[0]) for alt in av[1])
+    if name == "ASSERT_NOT":
+        # (?!\w) says the next character is not a word character; (?<!\w) cannot hold after a word character.
+        return _is_word_class(av[1])
+    return False
+
+
+def _is_word_class(items: Any) -> bool:
+    items = list(items)
+    return len(items) == 1 and str(items[0][0]) == "IN" and [str(v) for _, v in items[0][1]] == ["CATEGORY_WORD"]
+
+
+def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> list[_Group]:
+    """All the groups a sequence of regex items requires. ``left_ok``/``right_ok``: the sequence is known to start
+    after / end before a word boundary (true at a pattern's start, since matches never start inside a word)."""
+    groups: list[_Group] = []
+    n = len(items)
+
+    def left(i: int) -> bool:
+        return (i == 0 and left_ok) or (i > 0 and _ends_nonword(items[i - 1]))
+
+    def right(j: int) -> bool:
+        return (j == n and right_ok) or (j < n and _starts_nonword(items[j]))
+
+    i = 0
+    while i < n:
+        op, av = items[i]
         name = str(op)
         if name == "LITERAL":
-            run += chr(av)
+            j = i
+            while j < n and str(items[j][0]) == "LITERAL":
+                j += 1
+            run = "".join(chr(v) for _, v in items[i:j])
+            groups.append(_split_literals([(_LEFT if left(i) else "") + run + (_RIGHT if right(j) else "")]))
+            i = j
             continue
-        if run:
-            groups.append(frozenset([run]))
-            run = ""
         if name == "SUBPATTERN":
-            groups.extend(_req_groups(list(av[-1])))
+            groups.extend(_req_groups(list(av[-1]), left(i), right(i + 1)))
         elif name == "ATOMIC_GROUP":
-            groups.extend(_req_groups(list(av)))
+            groups.extend(_req_groups(list(av), left(i), right(i + 1)))
         elif name == "BRANCH":
             # One match takes one alternative, so the alternatives' best groups together form one group.
-            alternatives = [_req_best(_req_groups(list(alt))) for alt in av[1]]
-            known = [a for a in alternatives if a is not None]
-            if len(known) == len(alternatives):
-                groups.append(frozenset(w for a in known for w in a))
+            best = [_req_best(_req_groups(list(alt), left(i), right(i + 1))) for alt in av[1]]
+            if all(b is not None for b in best):
+                words = frozenset(w for b in best if b is not None for w in b[0])
+                subs = tuple(sorted({s for b in best if b is not None for s in b[1]}, key=len, reverse=True))
+                groups.append((words, subs))
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
-            groups.extend(_req_groups(list(av[2])))
-    if run:
-        groups.append(frozenset([run]))
-    return [g for g in groups if g and all(g)]
-
-
-class _Prescan:
-    """Splits each required-word group into whole words (looked up in the text's word set) and other strings
-    (looked up with a substring test), once per group for the life of the checker."""
-
-    def __init__(self) -> None:
-        self._split: dict[frozenset[str], tuple[frozenset[str], tuple[str, ...]]] = {}
-
-    def split(self, group: frozenset[str]) -> tuple[frozenset[str], tuple[str, ...]]:
-        """(words, substrings): the text has a string of ``group`` only if it has one of the words as a word or
-        contains one of the substrings."""
-        found = self._split.get(group)
-        if found is None:
-            words: set[str] = set()
-            subs: list[str] = []
-            for literal in group:
-                # A run of word characters with a non-word character on both sides inside the literal must be a
-                # whole word of the text wherever the literal occurs.
-                inner = [
-                    m.group(0)
-                    for m in _WORD.finditer(literal)
-                    if m.start() > 0 and m.end() < len(literal) and literal[m.start() - 1] != "_"
-                ]
-                if inner:
-                    words.add(max(inner, key=len))
-                else:
-                    subs.append(literal)
-            found = (frozenset(words), tuple(sorted(subs, key=len, reverse=True)))
-            self._split[group] = found
-        return found
-
-
-_DEFAULT_PRESCAN = _Prescan()
+            body = list(av[2])
+            # The first repetition follows what precedes the repeat; it ends before the next repetition or after it.
+            end_ok = right(i + 1) if av[1] == 1 else right(i + 1) and bool(body) and _starts_nonword(body[0])
+            groups.extend(_req_groups(body, left(i), end_ok))
+        i += 1
+    return [g for g in groups if (g[0] or g[1]) and all(g[1])]
 
 
 def _case(example: str | ExampleCase) -> ExampleCase:
@@ -990,7 +1076,6 @@ class Checker:
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
-        self._prescan = _Prescan()
 
     @classmethod
     def load(cls, directory: Path) -> Checker:
@@ -1057,7 +1142,7 @@ class Checker:
         context = context or CheckContext()
         if not text.strip():
             return []
-        doc = _Doc(text, self._prescan)
+        doc = _Doc(text)
         findings: dict[tuple[str, int, int], Finding] = {}
         for rule in self.rules:
             for start, end in rule.find(doc, context):

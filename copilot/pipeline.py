@@ -157,9 +157,22 @@ def prepare_message(message: str, max_chars: int) -> tuple[str, list[str]]:
     return cleaned, notices
 
 
+_PLACEHOLDER = re.compile(
+    r"\[(?:customer'?s?|your|agent'?s?|company'?s?|recipient'?s?|first|full)?\s*(?:name|signature|company|date|"
+    r"position|title|contact information|phone number)\]",
+    re.IGNORECASE,
+)
+
+
 def clean_draft(text: str) -> str:
-    """Strip what small models wrap around a reply: fences, quotes, a subject line, a leading label."""
+    """Strip what small models wrap around a reply: fences, quotes, a subject line, template placeholders."""
     text = _FENCE.sub("", text).strip()
+    # "[Customer's Name]" and "[Your Name]" would be sent as-is by a hurried agent; drop them instead.
+    text = re.sub(
+        r"^(?:dear|hi|hello)\s+" + _PLACEHOLDER.pattern + r"\s*,", "Hello,", text, flags=re.IGNORECASE | re.MULTILINE
+    )
+    text = re.sub(r"^[ \t]*" + _PLACEHOLDER.pattern + r"[ \t]*$\n?", "", text, flags=re.IGNORECASE | re.MULTILINE)
+    text = _PLACEHOLDER.sub("", text)
     text = re.sub(r"^(?:subject|reply|response|draft)\s*:.*?\n", "", text, flags=re.IGNORECASE).strip()
     text = re.sub(r"^```\w*\n?|```$", "", text).strip()
     if len(text) > 1 and text[0] == text[-1] == '"':

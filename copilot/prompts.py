@@ -138,14 +138,15 @@ def parse_prompt(path: Path, text: str) -> Prompt:
     try:
         header = PromptHeader(**raw)
     except ValidationError as exc:
-        error = exc.errors()[0]
+        # A misspelt key shows up as both "extra" and "missing": the misspelling is the one to report.
+        error = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")[0]
         key = ".".join(str(p) for p in error["loc"]) or "?"
         top = str(error["loc"][0]) if error["loc"] else ""
         line = (_line_of_key(header_text, str(error["loc"][-1])) or _line_of_key(header_text, top) or 0) + 1
         if error["type"] == "extra_forbidden":
-            valid = list(PromptHeader.model_fields) + list(ModelOptions.model_fields)
+            valid = list(ModelOptions.model_fields if len(error["loc"]) > 1 else PromptHeader.model_fields)
             close = difflib.get_close_matches(str(error["loc"][-1]), valid, n=1)
-            fix = f"did you mean `{close[0]}`?" if close else f"valid keys: {', '.join(PromptHeader.model_fields)}"
+            fix = f"did you mean `{close[0]}`?" if close else f"valid keys here: {', '.join(valid)}"
             raise DataFileError(path, f"unknown key `{key}`", line=line, fix=fix) from exc
         if error["type"] == "missing":
             raise DataFileError(
@@ -156,7 +157,7 @@ def parse_prompt(path: Path, text: str) -> Prompt:
         raise DataFileError(
             path,
             f"id `{header.id}` does not match the file name",
-            line=_line_of_key(header_text, "id"),
+            line=(_line_of_key(header_text, "id") or 0) + 1,
             fix=f"use `id: {path.stem}` or rename the file to {header.id}.md",
         )
     supplied = SUPPLIED_INPUTS.get(header.id)
@@ -180,6 +181,13 @@ def parse_prompt(path: Path, text: str) -> Prompt:
     current: str | None = None
     first_line: dict[str, int] = {}
     for number, row in enumerate(lines[end + 1 :], start=end + 2):
+        if re.match(r"^#\s*\w+\s*$", row.strip()) and not _SECTION.match(row.strip()):
+            raise DataFileError(
+                path,
+                f"unknown section `{row.strip()}`",
+                line=number,
+                fix="sections are `# system` and `# user`; use ## for a heading inside a section",
+            )
         match = _SECTION.match(row.strip())
         if match:
             current = match.group(1).lower()
@@ -238,7 +246,7 @@ def parse_prompt(path: Path, text: str) -> Prompt:
         raise DataFileError(
             path,
             f"inputs {unused} are declared but never used",
-            line=_line_of_key(header_text, "inputs"),
+            line=(_line_of_key(header_text, "inputs") or 0) + 1,
             fix="remove them from inputs, or use them as {{name}} under `# user`",
         )
     return Prompt(

@@ -15,7 +15,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -24,8 +24,8 @@ import gradio as gr  # noqa: E402
 from copilot.assembly import Assembly, build_copilot  # noqa: E402
 from copilot.checker import Checker  # noqa: E402
 from copilot.errors import CopilotError, DataFileError, InputError  # noqa: E402
-from copilot.feedback import VERDICT_LABELS, FeedbackStore, summary_markdown  # noqa: E402
-from copilot.pipeline import DoneEvent, DraftRequest, DraftResult, StageEvent, TokenEvent  # noqa: E402
+from copilot.feedback import VERDICT_LABELS, FeedbackStore, Verdict, summary_markdown  # noqa: E402
+from copilot.pipeline import Channel, DoneEvent, DraftRequest, DraftResult, StageEvent, TokenEvent, Tone  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 from copilot.workshop import DISABLED_MESSAGE, Workshop, authorize, workshop_enabled  # noqa: E402
 
@@ -60,7 +60,6 @@ MODEL_DOWN = (
     "The guidance and checker still work — write the reply yourself and check it here."
 )
 CSS = """
-#banner:not(:empty) { border-left: 4px solid #f59e0b; padding: 0.4rem 0.8rem; background: #fffbeb; }
 #stage { min-height: 1.5rem; color: #4b5563; }
 .finding-list li { margin-bottom: 0.35rem; }
 """
@@ -197,8 +196,24 @@ def result_summary(result: dict[str, Any]) -> str:
     return " · ".join(bits)
 
 
+def draft_request(message: str | None, name: str | None, channel: str | None, tone: str | None) -> DraftRequest:
+    """A DraftRequest from form or API values; unknown channels and tones fall back to the defaults."""
+    return DraftRequest(
+        message=message or "",
+        customer_name=(name or "").strip() or None,
+        channel=cast(Channel, channel if channel in ("email", "chat") else "email"),
+        tone=cast(Tone, tone if tone in ("neutral", "warmer", "more formal", "shorter") else "neutral"),
+    )
+
+
 def _notice_markdown(notices: list[str]) -> str:
     return "\n".join(f"- {md_escape(n)}" for n in notices)
+
+
+def _refusal_markdown(exc: CopilotError) -> str:
+    """A validation error as wrapped text: the file:line and problem, then the fix."""
+    text = f"> {md_escape(exc.message)}"
+    return text + (f"  \n> **Fix:** {md_escape(exc.fix)}" if exc.fix else "")
 
 
 def _error_markdown(exc: CopilotError) -> str:
@@ -283,13 +298,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
     def api_draft(message: str, name: str = "", channel: str = "email", tone: str = "neutral") -> dict[str, Any]:
         """Draft a reply to a customer message: the DraftResult as JSON (an `error` key for unusable input)."""
         try:
-            request = DraftRequest(
-                message=message,
-                customer_name=(name or "").strip() or None,
-                channel=channel if channel in ("email", "chat") else "email",  # type: ignore[arg-type]
-                tone=tone if tone in ("neutral", "warmer", "more formal", "shorter") else "neutral",
-            )  # type: ignore[arg-type]
-            result = copilot.draft(request)
+            result = copilot.draft(draft_request(message, name, channel, tone))
         except CopilotError as exc:
             return {"error": exc.message, "fix": exc.fix}
         return result.to_dict()
@@ -318,12 +327,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
 
     def on_draft(message: str, name: str, channel: str, tone: str) -> Iterator[dict[Any, Any]]:
         message_id = uuid.uuid4().hex[:12]
-        request = DraftRequest(
-            message=message or "",
-            customer_name=(name or "").strip() or None,
-            channel=channel or "email",
-            tone=tone or "neutral",
-        )  # type: ignore[arg-type]
+        request = draft_request(message, name, channel, tone)
         cleared: dict[Any, Any] = {
             banner: "",
             stage: STAGE_TEXT["analyse"],
@@ -331,6 +335,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             highlights: None,
             findings_md: "",
             fix_choice: gr.update(choices=[], value=None),
+            choices_state: [],
             citations_md: "",
             revisions_md: "",
             result_state: None,
@@ -392,6 +397,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             highlights: highlight_value(result.draft, findings),  # type: ignore[arg-type]
             findings_md: findings_markdown(findings, titles) if result.draft else "",  # type: ignore[arg-type]
             fix_choice: gr.update(choices=fix_choices(findings), value=None),  # type: ignore[arg-type]
+            choices_state: fix_choices(findings),  # type: ignore[arg-type]
             citations_md: citations_markdown(data["citations"]),  # type: ignore[arg-type]
             revisions_md: revisions_markdown(data),
             result_state: data,
@@ -416,13 +422,18 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             update[banner] = _notice_markdown(result.notices)
         return update
 
-    def on_edit(text: str, name: str, result: dict[str, Any] | None) -> tuple[Any, str, Any]:
-        print("ON_EDIT", repr(text)[:60], flush=True)
+    def on_edit(
+        text: str, name: str, result: dict[str, Any] | None, shown: list[list[str]] | None
+    ) -> tuple[Any, str, Any, Any]:
         findings = check_text(text, name, result)
+        choices = fix_choices(findings)
+        # Re-sending unchanged choices would clear a fix the agent picked while this check was in flight.
+        same = [list(c) for c in choices] == [list(c) for c in (shown or [])]
         return (
             highlight_value(text or "", findings),
             findings_markdown(findings, titles) if text.strip() else "",
-            gr.update(choices=fix_choices(findings), value=None),
+            gr.skip() if same else gr.update(choices=choices, value=None),
+            gr.skip() if same else choices,
         )
 
     def on_apply(text: str, choice: str | None, name: str, result: dict[str, Any] | None) -> tuple[Any, ...]:
@@ -441,6 +452,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             findings_markdown(findings, titles),
             gr.update(choices=fix_choices(findings), value=None),
             note,
+            fix_choices(findings),
         )
 
     def on_feedback(verdict: str, text: str, reason: str, result: dict[str, Any] | None, message_id: str | None) -> str:
@@ -450,9 +462,9 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             return "Please say in a few words why the draft was not usable: trainers read these reasons."
         try:
             feedback.record(
-                verdict,
+                cast(Verdict, verdict),
                 str(result.get("draft") or ""),
-                text or "",  # type: ignore[arg-type]
+                text or "",
                 reason if verdict == "rejected" else (reason or None),
                 list(result.get("findings") or []),
                 message_id or uuid.uuid4().hex[:12],
@@ -496,7 +508,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             result = workshop.save(relpath, text or "")
         except DataFileError as exc:
             return (
-                f"⛔ **Not saved** — the file on disk is unchanged.\n\n```\n{str(exc).replace('```', '')}\n```",
+                f"⛔ **Not saved** — the file on disk is unchanged.\n\n{_refusal_markdown(exc)}",
                 gr.update(),
             )
         except CopilotError as exc:
@@ -532,7 +544,11 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         try:
             result = workshop.restore(relpath, version)
         except CopilotError as exc:
-            return f"⛔ **Not restored** — the file on disk is unchanged.\n\n```\n{exc}\n```", gr.update(), gr.update()
+            return (
+                f"⛔ **Not restored** — the file on disk is unchanged.\n\n{_refusal_markdown(exc)}",
+                gr.update(),
+                gr.update(),
+            )
         versions = workshop.history(relpath)
         return (
             f"✅ {md_escape(result.message)}",
@@ -582,7 +598,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             with gr.Tab("Agent's desk", id="desk"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2):
-                        message = gr.Textbox(
+                        message_box = gr.Textbox(
                             label="Customer message",
                             lines=9,
                             max_lines=20,
@@ -590,7 +606,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
                             placeholder="Paste the customer's message here.",
                         )
                         with gr.Row():
-                            name = gr.Textbox(label="Customer name (optional)", elem_id="name", scale=2)
+                            name_box = gr.Textbox(label="Customer name (optional)", elem_id="name", scale=2)
                             channel = gr.Radio(["email", "chat"], value="email", label="Channel", elem_id="channel")
                         tone = gr.Radio(
                             ["neutral", "warmer", "more formal", "shorter"],
@@ -637,7 +653,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
                                 for i in range(slots)
                             ]
                         with gr.Group():
-                            reason = gr.Textbox(label="Feedback: why (required when rejecting)", elem_id="reason")
+                            reason_box = gr.Textbox(label="Feedback: why (required when rejecting)", elem_id="reason")
                             with gr.Row():
                                 used_button = gr.Button("Used as-is", elem_id="fb-used")
                                 edited_button = gr.Button("Used after editing", elem_id="fb-edited")
@@ -645,6 +661,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
                         feedback_status = gr.Markdown(elem_id="feedback-status", latex_delimiters=[])
                 result_state = gr.State(None)
                 message_state = gr.State(None)
+                choices_state = gr.State([])
 
             with gr.Tab("Trainer's workshop", id="workshop"):
                 if not workshop_enabled(settings):
@@ -714,16 +731,17 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             result_state,
             message_state,
             feedback_status,
+            choices_state,
             *revision_slots,
         ]
-        draft_inputs = [message, name, channel, tone]
+        draft_inputs = [message_box, name_box, channel, tone]
         draft_button.click(on_draft, draft_inputs, desk_outputs, show_progress="hidden", **private)
         # Gradio fires `input` on key presses (typing, Ctrl+V); `blur` catches a mouse paste when the agent moves on.
         for edit_event in (draft_box.input, draft_box.blur):
             edit_event(
                 on_edit,
-                [draft_box, name, result_state],
-                [highlights, findings_md, fix_choice],
+                [draft_box, name_box, result_state, choices_state],
+                [highlights, findings_md, fix_choice, choices_state],
                 trigger_mode="always_last",
                 show_progress="hidden",
                 concurrency_limit=None,
@@ -731,8 +749,8 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             )
         apply_button.click(
             on_apply,
-            [draft_box, fix_choice, name, result_state],
-            [draft_box, highlights, findings_md, fix_choice, fix_note],
+            [draft_box, fix_choice, name_box, result_state],
+            [draft_box, highlights, findings_md, fix_choice, fix_note, choices_state],
             concurrency_limit=None,
             show_progress="hidden",
             **private,
@@ -744,7 +762,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         ):
             button.click(
                 _bind(on_feedback, verdict),
-                [draft_box, reason, result_state, message_state],
+                [draft_box, reason_box, result_state, message_state],
                 [feedback_status],
                 show_progress="hidden",
                 **private,

@@ -45,17 +45,18 @@ def load_eval(name: str) -> list[dict[str, Any]]:
 
 def test_eval_sets_are_well_formed() -> None:
     main, holdout = load_eval("checker.jsonl"), load_eval("checker_holdout.jsonl")
-    assert len(main) >= 180 and len(holdout) >= 50
-    ids = [str(c["id"]) for c in main + holdout]
+    holdout2 = load_eval("checker_holdout2.jsonl")
+    assert len(main) >= 180 and len(holdout) >= 50 and len(holdout2) >= 50
+    ids = [str(c["id"]) for c in main + holdout + holdout2]
     assert len(ids) == len(set(ids))
-    for case in main + holdout:
+    for case in main + holdout + holdout2:
         assert set(case) == {"id", "text", "labels", "note"}
         assert set(case["labels"]) <= set(BLOCKING_CATEGORIES)
     clean = sum(1 for c in main if not c["labels"])
     assert 0.3 <= clean / len(main) <= 0.6
     # the eval set is written independently of the rules' own examples
     examples = {e.text for r in CHECKER.rules for e in (*r.flag_examples, *r.pass_examples)}
-    assert not examples & {str(c["text"]) for c in main + holdout}
+    assert not examples & {str(c["text"]) for c in main + holdout + holdout2}
 
 
 def test_main_eval_meets_goals() -> None:

@@ -224,3 +224,11 @@ def test_cli_prompts_check_and_show_example() -> None:
         and "$20" in shown.stdout
         and "{for nothing}" in shown.stdout
     )
+
+
+def test_template_placeholders_never_reach_the_agent() -> None:
+    from copilot.pipeline import clean_draft
+
+    cleaned = clean_draft("Subject: Your order\nDear [Customer's Name],\n\nI will fix it today.\n\nBest,\n[Your Name]")
+    assert cleaned == "Hello,\n\nI will fix it today.\n\nBest,"
+    assert clean_draft('"<<<Hi Sam, the refund is on its way.>>>"') == "Hi Sam, the refund is on its way."

@@ -28,6 +28,12 @@ REVISION = (
 )
 MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 HOSTILE = "<script>alert(1)</script><b>x</b> My parcel never arrived and nobody answers the phone."
+# The marked spans of the main HighlightedText as [text, style] pairs; defensiveness is drawn in orange.
+MARKED = (
+    "[...document.querySelectorAll('#highlights .token.highlighted')]"
+    ".map(e => [e.innerText.trim(), e.getAttribute('style') || ''])"
+)
+ORANGE = "251, 146, 60"
 SHOTS = ROOT / "artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -103,8 +109,8 @@ def browser() -> Iterator[Any]:
 
 
 def textarea(page: Any, elem_id: str) -> Any:
-    """The textarea inside a gr.Textbox with this elem_id."""
-    return page.locator(f"#{elem_id} textarea").first
+    """The text field inside a gr.Textbox with this elem_id (a textarea, or an input for passwords)."""
+    return page.locator(f"#{elem_id} textarea, #{elem_id} input").first
 
 
 def wait_value(page: Any, elem_id: str, predicate: str, timeout: float = 30_000) -> None:
@@ -171,10 +177,12 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     page.screenshot(path=str(SHOTS / "desk-drafted.png"), full_page=True)
 
     # The agent edits the draft: the checker answers as they type.
-    edited = REVISION + " Please calm down."
-    textarea(page, "draft").fill(edited)
+    box = textarea(page, "draft")
+    box.click()
+    box.press("End")
+    box.press_sequentially(" Please calm down.", delay=20)
     page.wait_for_function(
-        "() => document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')", timeout=15_000
+        f"() => {MARKED}.some(([t, c]) => t === 'calm down' && c.includes({ORANGE!r}))", timeout=15_000
     )
     page.wait_for_function("() => document.querySelector('#findings').innerText.includes('calm down')", timeout=15_000)
     page.screenshot(path=str(SHOTS / "desk-live-check.png"), full_page=True)
@@ -185,9 +193,7 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     wait_value(page, "draft", "!v.includes('calm down')", timeout=15_000)
     fixed = textarea(page, "draft").input_value()
     assert "I can hear how stressful this has been" in fixed
-    page.wait_for_function(
-        "() => !document.querySelector('#highlights').innerText.toLowerCase().includes('defensiveness')", timeout=15_000
-    )
+    page.wait_for_function(f"() => !{MARKED}.some(([t, c]) => c.includes({ORANGE!r}))", timeout=15_000)
 
     # Feedback lands in the feedback file with the text the agent actually kept.
     page.locator("#fb-edited").click()
@@ -202,8 +208,8 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
 
     # The workshop: log in, break a prompt, see it refused, the file unchanged.
     page.get_by_role("tab", name="Trainer's workshop").click()
-    page.locator("#ws-user input").fill("trainer")
-    page.locator("#ws-password input").fill("s3cret pass")
+    textarea(page, "ws-user").fill("trainer")
+    textarea(page, "ws-password").fill("s3cret pass")
     page.locator("#ws-login").click()
     page.locator("#ws-area").wait_for(state="visible", timeout=15_000)
     choose(page, "ws-file", "draft.md")
