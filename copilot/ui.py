@@ -11,6 +11,7 @@ import logging
 import os
 import queue
 import re
+import signal
 import threading
 import time
 import uuid
@@ -849,6 +850,10 @@ def _build_with_fallbacks(settings: Settings) -> Assembly:
         return assembly
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def serve(settings: Settings) -> int:
     """Build the copilot, serve the web app on settings.host:port until interrupted, then stop what was started."""
     print("Starting the copilot: loading the checker, the prompts and the guidance index", flush=True)
@@ -866,6 +871,9 @@ def serve(settings: Settings) -> int:
         return 2
     for notice in assembly.startup_notices:
         print(f"  {notice}", flush=True)
+    if threading.current_thread() is threading.main_thread():
+        # A service manager stops the app with SIGTERM; treat it like Ctrl+C so the model server is stopped too.
+        signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo = build_ui(assembly)
         url = launch(demo, settings.host, settings.port)

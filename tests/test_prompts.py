@@ -12,7 +12,30 @@ from copilot.errors import DataFileError
 from copilot.prompts import PromptLibrary, check_library, parse_prompt
 from copilot.settings import load_settings
 
-DRAFT = (ROOT / "prompts" / "draft.md").read_text(encoding="utf-8")
+# A fixed prompt, so these tests do not move when trainers edit the shipped one. Line numbers matter below.
+DRAFT = """---
+id: draft
+description: Test draft prompt.
+inputs: [guidance, customer_type, customer_name, issue, message, language]
+model:
+  temperature: 0.3
+  max_tokens: 300
+---
+# system
+Follow the company's service guidance:
+never blame the customer.
+
+# user
+Guidance:
+{{guidance}}
+
+Customer type: {{customer_type}}. Customer name: {{customer_name}}
+Their issue: {{issue}}
+<<<
+{{message}}
+>>>
+Write the reply now, in {{language}}.
+"""
 
 
 def _library(tmp_path: Path) -> Path:
@@ -33,15 +56,15 @@ def test_the_shipped_library_is_valid() -> None:
     [
         (lambda t: t.replace("description:", "descripton:"), "unknown key `descripton`", 3, "description"),
         (lambda t: t.replace("id: draft", "id: drafts"), "does not match the file name", 2, "id: draft"),
-        (lambda t: t.replace("Their issue: {{issue}}", "Their issue: {{isue}}"), "{{isue}}", 32, "placeholders"),
+        (lambda t: t.replace("Their issue: {{issue}}", "Their issue: {{isue}}"), "{{isue}}", 18, "placeholders"),
         (lambda t: t.replace("inputs: [guidance,", "inputs: [guidance, mood,"), "input `mood`", 4, "available"),
         (
-            lambda t: t.replace("Write the reply now.", "Write the reply now. {{ oops"),
+            lambda t: t.replace("Write the reply now,", "Write the reply now {{ oops,"),
             "not a placeholder",
-            39,
+            22,
             "{{name}}",
         ),
-        (lambda t: t.replace("# user", "# usr"), "unknown section `# usr`", 26, "# user"),
+        (lambda t: t.replace("# user", "# usr"), "unknown section `# usr`", 13, "# user"),
         (lambda t: t.replace("max_tokens: 300", "max_tokens: lots"), "max_tokens", 7, "correct the value"),
         (
             lambda t: t.replace("  temperature: 0.3\n", "  temperature: 0.3\n  top_q: 1\n"),
@@ -71,7 +94,7 @@ def test_broken_prompt_files_are_refused_precisely(edit, message: str, line: int
 
 
 def test_literal_dollars_and_braces_render_untouched() -> None:
-    text = DRAFT.replace("Write the reply now.", "Never offer more than $20 {or a voucher} without approval.")
+    text = DRAFT.replace("Write the reply now,", "Never offer more than $20 {or a voucher} without approval,")
     prompt = parse_prompt(ROOT / "prompts" / "draft.md", text)
     values = {name: f"<{name}>" for name in prompt.header.inputs}
     values["message"] = "I paid $20 for {express} and got {{issue}} nothing"
