@@ -337,6 +337,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             findings_md: "",
             fix_choice: gr.update(choices=[], value=None),
             choices_state: [],
+            fix_note: "",
             citations_md: "",
             revisions_md: "",
             result_state: None,
@@ -733,6 +734,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             message_state,
             feedback_status,
             choices_state,
+            fix_note,
             *revision_slots,
         ]
         draft_inputs = [message_box, name_box, channel, tone]
