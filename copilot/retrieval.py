@@ -11,9 +11,8 @@ from pathlib import Path
 
 import yaml
 
-from copilot.errors import DataFileError
-
 from copilot.embeddings import MiniLMEmbeddings
+from copilot.errors import DataFileError
 from copilot.store import GuidanceStore, StoredPassage
 
 _STOPWORDS = frozenset(
