@@ -78,3 +78,48 @@ def fake_chat_model(replies: list[str], *, name: str = "fake-model", **options: 
     options.setdefault("backoff_s", 0.0)
     recorder = RecordingChatModel(messages=_scripted(list(replies)))
     return LangChainChatModel(recorder, name, **options)
+
+
+class EchoChatModel(GenericFakeChatModel):
+    """A fake that answers every prompt with a reply built from it, at a set pace, in any order of calls.
+
+    Scripted replies can't serve concurrent callers (who gets which reply is a race); this fake answers from
+    the prompt itself, so a test can check that each response belongs to its own request.
+    """
+
+    messages: Iterator[Any] = Field(default_factory=lambda: iter(()))
+    template: str = "Hello, I'm sorry about {ref}. I have fixed it today and I'll email you on Friday to confirm."
+    pattern: str = r"REF-[A-Za-z0-9]+"
+    seconds_per_chunk: float = 0.0
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        import re
+
+        prompt = str(messages[-1].content)
+        found = re.findall(self.pattern, prompt)
+        reply = self.template.format(ref=found[-1] if found else "your request")
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=reply))])
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        import time
+
+        for chunk in super()._stream(*args, **kwargs):
+            if self.seconds_per_chunk:
+                time.sleep(self.seconds_per_chunk)
+            yield chunk
+
+    @property
+    def _llm_type(self) -> str:
+        return "copilot-echo-fake"
+
+
+def echo_chat_model(seconds_per_chunk: float = 0.0, *, name: str = "echo-model", **options: Any) -> LangChainChatModel:
+    """A LangChainChatModel whose replies quote the request's REF-… token, streamed at a set pace."""
+    options.setdefault("backoff_s", 0.0)
+    return LangChainChatModel(EchoChatModel(seconds_per_chunk=seconds_per_chunk), name, **options)

@@ -309,6 +309,28 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         findings = check_text(text, name)
         return {"findings": findings, "blocking": any(f["severity"] == "block" for f in findings)}
 
+    def api_feedback(
+        verdict: str, draft: str, final_text: str, reason: str = "", message_id: str = ""
+    ) -> dict[str, Any]:
+        """Record an agent's verdict on a draft (used_as_is, used_after_edit or rejected with a reason)."""
+        if verdict not in VERDICT_LABELS:
+            return {"stored": False, "message": f"verdict must be one of {', '.join(VERDICT_LABELS)}"}
+        if verdict == "rejected" and not (reason or "").strip():
+            return {"stored": False, "message": "a rejection needs a reason"}
+        findings = check_text(final_text or draft, None)
+        try:
+            record = feedback.record(
+                cast(Verdict, verdict),
+                draft or "",
+                final_text or "",
+                reason or None,
+                findings,
+                message_id or uuid.uuid4().hex[:12],
+            )
+        except CopilotError as exc:
+            return {"stored": False, "message": str(exc)}
+        return {"stored": True, "record": record}
+
     def api_workshop_save(user: str, password: str, relpath: str, text: str) -> dict[str, Any]:
         """Save a prompt or rule file (trainer credentials required; the whole library is validated first)."""
         if not authorize(settings, user, password):
@@ -787,6 +809,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
 
         gr.api(api_draft, api_name="draft")
         gr.api(api_check, api_name="check", concurrency_limit=None)
+        gr.api(api_feedback, api_name="feedback", concurrency_limit=None)
         gr.api(api_workshop_save, api_name="workshop_save")
     return demo
 
@@ -813,9 +836,15 @@ def _report_markdown(report: object) -> str:
     return f"```\n{report}\n```"
 
 
-def launch(demo: gr.Blocks, host: str, port: int, *, prevent_thread_lock: bool = True) -> str:
-    """Start serving the app; returns its local URL."""
-    demo.queue(default_concurrency_limit=1)
+def launch(
+    demo: gr.Blocks, host: str, port: int, *, prevent_thread_lock: bool = True, concurrency: int = 1
+) -> str:
+    """Start serving the app; returns its local URL.
+
+    Drafts queue behind `concurrency` workers: 1 for the embedded model, which answers one request at a time
+    anyway; more for a hosted endpoint that serves many at once.
+    """
+    demo.queue(default_concurrency_limit=concurrency)
     _, url, _ = demo.launch(
         server_name=host,
         server_port=port,
@@ -878,7 +907,7 @@ def serve(settings: Settings) -> int:
         signal.signal(signal.SIGTERM, _interrupt)
     try:
         demo = build_ui(assembly)
-        url = launch(demo, settings.host, settings.port)
+        url = launch(demo, settings.host, settings.port, concurrency=1 if assembly.server is not None else 8)
         print(f"Ready in {time.monotonic() - started:.0f} s. Open {url} in a browser (Ctrl+C stops it).", flush=True)
         demo.block_thread()
     except OSError as exc:
