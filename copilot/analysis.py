@@ -147,6 +147,11 @@ _INJECTION = [
     r"\byou are now\b|\bact as\b|\bpretend (?:to be|you are)\b|\bnew instructions?\b|\bsystem prompt\b",
     r"\bdeveloper mode\b|\bjailbreak\b|\bDAN\b|\bas an ai\b|\brespond only with\b",
     r"\b(?:you must|you will) (?:promise|guarantee|agree|confirm)\b|\bwrite (?:that|me) (?:a|the) (?:refund|promise)\b",
+    # Role labels and notes addressed to the machine rather than to a person.
+    r"(?m)^\W{0,4}(?:system|assistant|developer|admin)\s*:",
+    r"\b(?:note|message|instructions?) (?:to|for) the (?:ai|assistant|bot|chatbot|copilot|model|llm)\b",
+    r"\b(?:dear |hey )?(?:ai|chatgpt|chatbot|copilot|llm)[,:]\s*(?:you must|please|ignore|always|never)\b",
+    r"<!--[^>]*\b(?:ai|assistant|bot|model|ignore|must|waive|refund)\b[^>]*-->",
 ]
 
 # Topic lexicons: two or more distinct topics make a multi-issue message.
