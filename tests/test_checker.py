@@ -182,6 +182,41 @@ def test_spec_relabels_and_generalisations(checker: Checker, text: str, expected
     assert categories(checker.check(text)) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # Word families, not strings: each line is a phrasing no rule or eval set spells out.
+        ("You never switched the water off at the mains before the plumber arrived.", {"blame"}),
+        ("The dye ran because you washed it on a hot cycle.", {"blame"}),
+        ("Plenty of our members book the class without any trouble.", {"blame"}),
+        ("The florist mixed up the orders.", {"blame"}),
+        ("The wrong parts were shipped by the distributor.", {"blame"}),
+        ("The hold-up is entirely on the builders' side.", {"blame"}),
+        ("The rules of the competition are perfectly clear.", {"defensiveness"}),
+        ("I'm just a sales assistant, I can't do anything about delivery.", {"defensiveness"}),
+        ("You'd be better off contacting the airline directly.", {"defensiveness"}),
+        ("We're massively understaffed this month.", {"defensiveness"}),
+        ("This has been decided and won't be revisited.", {"defensiveness"}),
+        ("That's just the way the system works.", {"defensiveness"}),
+        ("Sorry things haven't gone smoothly.", {"empty_apology"}),
+        ("Apologies for the issues you've had with us.", {"empty_apology"}),
+        ("We regret any frustration this has caused you.", {"empty_apology"}),
+        # Near-misses of the same families stay clean.
+        ("Since you chose express delivery, it should arrive tomorrow.", set()),
+        ("I'm only an email away if anything else comes up.", set()),
+        ("Our terms give you a full refund within 30 days, no exceptions.", set()),
+        ("The decision stands in your favour, so the charge is cancelled.", set()),
+        ("The warehouse team worked late to get your order out, and it's on the van now.", set()),
+        ("It's only a short walk from the station to our new branch.", set()),
+        ("You'll want to keep the receipt for your own records.", set()),
+        ("Your parcel was held at customs for three days. I'm sorry about that, and I've refunded the fee.", set()),
+        ("I don't handle refunds myself, so I've passed yours to Sam, who will confirm by noon.", set()),
+    ],
+)
+def test_generalises_to_unseen_phrasings(checker: Checker, text: str, expected: set[str]) -> None:
+    assert categories(checker.check(text)) == expected
+
+
 def test_curly_apostrophes_read_like_straight_ones(checker: Checker) -> None:
     assert categories(checker.check("You should\u2019ve read the manual.")) == {"blame"}
     assert categories(checker.check("That\u2019s not my department.")) == {"defensiveness"}
