@@ -7,6 +7,8 @@ here. Imports stay limited to the standard library, PyYAML and pydantic so ``cop
 from __future__ import annotations
 
 import bisect
+import json
+import math
 import difflib
 import importlib
 import re
@@ -210,6 +212,19 @@ class LongSentenceSpec(RuleSpec):
     max_words: int = Field(default=35, ge=5)
 
 
+class ClassifierSpec(RuleSpec):
+    """Flags sentences a trained model (weights in ``model``, a JSON file beside the rules) scores above ``threshold``.
+
+    Catches phrasings no pattern anticipated; patterns stay the precise first line. Retrain the weights with
+    ``python scripts/train_checker_classifier.py`` after adding labelled examples to evals/.
+    """
+
+    model: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+\.json$")]
+    threshold: float = Field(default=0.6, gt=0.5, lt=1.0)
+    # A sentence matching one of these is never flagged by the model (e.g. the agent owning the fix).
+    unless: list[NonEmpty] = []
+
+
 KINDS: dict[str, type[RuleSpec]] = {
     "phrase": PhraseSpec,
     "apology": ApologySpec,
@@ -217,6 +232,7 @@ KINDS: dict[str, type[RuleSpec]] = {
     "name_unused": NameUnusedSpec,
     "action_count": ActionCountSpec,
     "long_sentence": LongSentenceSpec,
+    "classifier": ClassifierSpec,
 }
 
 _TOP_LEVEL_KEYS = ("rules", "vocabulary")
@@ -611,6 +627,85 @@ class LongSentenceRule(Rule):
 # ---------------------------------------------------------------------------------------------------------------
 
 
+class _SentenceModel:
+    """TF-IDF + logistic regression, read from JSON and evaluated in plain Python (no scikit-learn at run time)."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.token = re.compile(str(data["token_pattern"]))
+        self.idf: dict[str, float] = {str(k): float(v) for k, v in data["idf"].items()}
+        self.weights: dict[str, dict[str, float]] = {
+            str(c): {str(k): float(v) for k, v in w.items()} for c, w in data["weights"].items()
+        }
+        self.intercepts: dict[str, float] = {str(c): float(v) for c, v in data["intercepts"].items()}
+        self._cache: dict[str, tuple[dict[str, float], float]] = {}
+
+    def features(self, sentence: str) -> tuple[dict[str, float], float]:
+        """TF-IDF values of the sentence's known n-grams and their L2 norm; cached, as every category asks."""
+        cached = self._cache.get(sentence)
+        if cached is not None:
+            return cached
+        tokens = self.token.findall(sentence.lower())
+        counts: dict[str, int] = {}
+        for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]:
+            if gram in self.idf:
+                counts[gram] = counts.get(gram, 0) + 1
+        values = {g: (1.0 + math.log(n)) * self.idf[g] for g, n in counts.items()}
+        result = (values, math.sqrt(sum(v * v for v in values.values())) or 1.0)
+        if len(self._cache) > 2048:
+            self._cache.clear()
+        self._cache[sentence] = result
+        return result
+
+    def probability(self, sentence: str, category: str) -> float:
+        """P(category | sentence), computed exactly as the trainer's vectorizer and model would."""
+        values, norm = self.features(sentence)
+        if not values:
+            return 0.0
+        weights = self.weights.get(category, {})
+        z = self.intercepts.get(category, 0.0) + sum(v * weights.get(g, 0.0) for g, v in values.items()) / norm
+        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+_MODELS: dict[Path, _SentenceModel] = {}
+
+
+def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> _SentenceModel:
+    path = path.resolve()
+    if path not in _MODELS:
+        if not path.is_file():
+            raise located.error(
+                (*loc, "model"),
+                f"model file {path.name!r} not found beside the rules",
+                "train it: python scripts/train_checker_classifier.py",
+            )
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            _MODELS[path] = _SentenceModel(path, data)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise located.error(
+                (*loc, "model"),
+                f"model file {path.name!r} is not a valid classifier ({exc})",
+                "retrain it: python scripts/train_checker_classifier.py",
+            ) from exc
+    return _MODELS[path]
+
+
+@dataclass(frozen=True)
+class ClassifierRule(Rule):
+    model: _SentenceModel = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    threshold: float = 0.6
+    unless: tuple[re.Pattern[str], ...] = ()
+
+    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        for start, end in doc.sentences:
+            if self.unless and _any(self.unless, doc, start, end):
+                continue
+            # doc.scan has quotations blanked, so the customer's quoted words never count against the agent.
+            if self.model.probability(doc.scan[start:end], self.category) > self.threshold:
+                yield start, end
+
+
 class _Located:
     """The composed YAML node tree of one file, used to find the line of any value pydantic complains about."""
 
@@ -868,6 +963,9 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
         )
     if isinstance(spec, LongSentenceSpec):
         return LongSentenceRule(**common, max_words=spec.max_words)
+    if isinstance(spec, ClassifierSpec):
+        model = _load_model(located.path.parent / spec.model, located, loc)
+        return ClassifierRule(**common, model=model, threshold=spec.threshold, unless=comp("unless", spec.unless))
     return NameUnusedRule(**common)
 
 
@@ -1144,11 +1242,19 @@ class Checker:
             return []
         doc = _Doc(text)
         findings: dict[tuple[str, int, int], Finding] = {}
+        learned: list[Finding] = []
         for rule in self.rules:
             for start, end in rule.find(doc, context):
                 f = rule.finding(doc, start, end)
                 if f.end > f.start:
-                    findings.setdefault((f.rule, f.start, f.end), f)
+                    if isinstance(rule, ClassifierRule):
+                        learned.append(f)
+                    else:
+                        findings.setdefault((f.rule, f.start, f.end), f)
+        # A sentence a precise rule already explains needs no second, vaguer finding of the same category.
+        for f in learned:
+            if not any(g.category == f.category and g.start < f.end and f.start < g.end for g in findings.values()):
+                findings.setdefault((f.rule, f.start, f.end), f)
         return sorted(findings.values(), key=lambda f: (f.start, f.end, f.rule))
 
     def self_test(self) -> list[str]:

@@ -836,9 +836,7 @@ def _report_markdown(report: object) -> str:
     return f"```\n{report}\n```"
 
 
-def launch(
-    demo: gr.Blocks, host: str, port: int, *, prevent_thread_lock: bool = True, concurrency: int = 1
-) -> str:
+def launch(demo: gr.Blocks, host: str, port: int, *, prevent_thread_lock: bool = True, concurrency: int = 1) -> str:
     """Start serving the app; returns its local URL.
 
     Drafts queue behind `concurrency` workers: 1 for the embedded model, which answers one request at a time
