@@ -43,7 +43,7 @@ pytest:
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 evals:
-	$(BIN)/copilot eval --suite checker --suite retrieval --suite drafts --limit 6
+	$(BIN)/copilot eval --suite checker --suite retrieval --suite drafts --limit 9
 
 test: install-dev browser lint typecheck pytest evals
 

@@ -7,10 +7,10 @@ here. Imports stay limited to the standard library, PyYAML and pydantic so ``cop
 from __future__ import annotations
 
 import bisect
-import json
-import math
 import difflib
 import importlib
+import json
+import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field

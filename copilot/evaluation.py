@@ -83,7 +83,7 @@ class Check:
     def describe(self) -> str:
         """One line: metric, value, threshold and the gap when it fails."""
         if self.value is None:
-            return f"{self.metric}: not measured (threshold {self.bound} {self.threshold:g})"
+            return f"{self.metric}: not measured, no case of that kind in this run ({self.bound} {self.threshold:g})"
         sign = "≥" if self.bound == "min" else "≤"
         text = f"{self.metric} = {self.value:.3f} (needs {sign} {self.threshold:g})"
         if not self.passed:
@@ -111,6 +111,18 @@ def apply_thresholds(result: SuiteResult, rules: list[ThresholdRule]) -> SuiteRe
     """Compare the suite's metrics with its thresholds."""
     for rule in rules:
         value = result.metrics.get(rule.metric)
+        if value is None and result.metrics.get("cases", 0) and result.name == "drafts":
+            # A drafts subset (--limit) may hold no case of a kind, e.g. no injection message: say so, don't fail.
+            result.checks.append(
+                Check(
+                    rule.metric,
+                    None,
+                    "min" if rule.min is not None else "max",
+                    rule.min if rule.min is not None else rule.max or 0.0,
+                    True,
+                )
+            )
+            continue
         if rule.min is not None:
             result.checks.append(Check(rule.metric, value, "min", rule.min, value is not None and value >= rule.min))
         else:
@@ -159,12 +171,13 @@ def run_checker_suite(settings: Settings, progress: bool = True) -> SuiteResult:
     for category, values in scores["per_category"].items():
         for key in ("precision", "recall", "f1"):
             metrics[f"{category}.{key}"] = float(values[key])
-    holdout = settings.evals_dir / "checker_holdout.jsonl"
-    if holdout.is_file():
+    # Holdouts were written before tuning and never tuned on (holdout3 is the freshest): the honest figures.
+    for holdout in sorted(settings.evals_dir.glob("checker_holdout*.jsonl")):
+        label = holdout.stem.replace("checker_", "")
         held = score(checker, load_checker_cases(holdout))
         for category, values in held["per_category"].items():
-            metrics[f"holdout.{category}.f1"] = float(values["f1"])
-        metrics["holdout.false_flag_rate"] = held["false_flag_rate"]
+            metrics[f"{label}.{category}.f1"] = float(values["f1"])
+        metrics[f"{label}.false_flag_rate"] = held["false_flag_rate"]
     return SuiteResult("checker", metrics, rows=scores["errors"][:50], seconds=time.perf_counter() - started)
 
 

@@ -177,7 +177,84 @@ def clean_draft(text: str) -> str:
     text = re.sub(r"^```\w*\n?|```$", "", text).strip()
     if len(text) > 1 and text[0] == text[-1] == '"':
         text = text[1:-1].strip()
-    return text
+    # Small models append commentary about their own answer ("This corrected reply follows the guidance...").
+    paragraphs = text.split("\n\n")
+    while len(paragraphs) > 1 and _META.match(paragraphs[-1].strip()):
+        paragraphs.pop()
+    return "\n\n".join(paragraphs).strip()
+
+
+MAX_SENTENCES_PER_ROUND = 4
+_SENTENCE_SPLIT = re.compile(r"[^.!?\n]+(?:[.!?]+[\"”’)]*|$)")
+_META = re.compile(
+    r"^(?:this (?:corrected|revised|updated|reply|response|draft)|note:|i hope this (?:revised|corrected)|"
+    r"corrected (?:reply|sentence|version):|here is|here's)",
+    re.IGNORECASE,
+)
+
+
+def sentence_spans(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each sentence, trimmed of surrounding spaces."""
+    spans = []
+    for match in _SENTENCE_SPLIT.finditer(text):
+        start, end = match.start(), match.end()
+        while start < end and text[start].isspace():
+            start += 1
+        while end > start and text[end - 1].isspace():
+            end -= 1
+        if end > start:
+            spans.append((start, end))
+    return spans
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of a text."""
+    return [text[a:b] for a, b in sentence_spans(text)]
+
+
+def first_sentences(text: str, count: int) -> str:
+    """The first `count` sentences of a model's answer, without labels, quotes or commentary."""
+    text = clean_draft(text)
+    kept = [s for s in split_sentences(text) if not _META.match(s)][:count]
+    return " ".join(kept).strip().strip('"“”')
+
+
+def drop_sentences(draft: str, findings: list[Finding]) -> str | None:
+    """The draft without the sentences that carry these findings, or None if too little would remain."""
+    spans = sentence_spans(draft)
+    bad = {span for span in spans for f in findings if span[0] <= f.start < span[1]}
+    keep = [span for span in spans if span not in bad]
+    if len(keep) < 2 or not bad:
+        return None
+    pieces = []
+    for start, end in keep:
+        gap_before = draft[max(0, start - 2) : start]
+        pieces.append(("\n\n" if "\n" in gap_before and pieces else (" " if pieces else "")) + draft[start:end])
+    return "".join(pieces).strip()
+
+
+def drop_quoted_guidance(draft: str, citations: list[RetrievedPassage], words: int = 8) -> tuple[str, int]:
+    """Remove sentences that copy a run of `words` words from the internal guidance; returns (text, removed)."""
+    if not citations:
+        return draft, 0
+    shingles = set()
+    for passage in citations:
+        tokens = re.findall(r"\w+", passage.text.lower())
+        shingles.update(tuple(tokens[i : i + words]) for i in range(len(tokens) - words + 1))
+    spans = sentence_spans(draft)
+    copied = []
+    for start, end in spans:
+        tokens = re.findall(r"\w+", draft[start:end].lower())
+        if any(tuple(tokens[i : i + words]) in shingles for i in range(len(tokens) - words + 1)):
+            copied.append((start, end))
+    if not copied or len(copied) == len(spans):
+        return draft, 0
+    text = draft
+    for start, end in reversed(copied):
+        text = text[:start] + text[end:]
+    text = re.sub(r"[ \t]{2,}", " ", text)
+    text = re.sub(r"\n{3,}", "\n\n", text).strip()
+    return text, len(copied)
 
 
 def format_findings(findings: list[Finding]) -> list[str]:
@@ -299,6 +376,10 @@ class Copilot:
         try:
             yield StageEvent("draft")
             draft = yield from self._generate("draft", values, 0, timings, started, masker)
+            draft, copied = drop_quoted_guidance(draft, citations)
+            if copied:
+                notices.append(f"Removed {copied} sentence(s) the model copied from the internal guidance.")
+                yield TokenEvent(draft, 0)
             yield StageEvent("check")
             findings = self._timed_check(draft, analysis, timings)
             best = (draft, findings)
@@ -307,8 +388,7 @@ class Copilot:
                     break
                 revisions.append(Revision(draft, findings))
                 yield StageEvent("revise", f"round {round_number}: {len(blocking(findings))} blocking finding(s)")
-                values_r = dict(values, draft=draft, findings=as_text(format_findings(blocking(findings))))
-                candidate = yield from self._generate("revise", values_r, round_number, timings, started, masker)
+                candidate = yield from self._revise(draft, findings, values, round_number, timings, started, masker)
                 yield StageEvent("check")
                 candidate_findings = self._timed_check(candidate, analysis, timings)
                 draft, findings = candidate, candidate_findings
@@ -319,6 +399,17 @@ class Copilot:
                 revisions.append(Revision(draft, findings))
                 draft, findings = best
                 notices.append("The last revision was worse than an earlier draft, so the earlier one is shown.")
+            if blocking(findings) and self.revise_rounds:
+                trimmed = drop_sentences(draft, blocking(findings))
+                if trimmed is not None:
+                    revisions.append(Revision(draft, findings))
+                    removed = len(split_sentences(draft)) - len(split_sentences(trimmed))
+                    draft, findings = trimmed, self._timed_check(trimmed, analysis, timings)
+                    notices.append(
+                        f"Removed {removed} sentence(s) the model could not fix (see earlier rounds); "
+                        "read the draft before sending."
+                    )
+                    yield TokenEvent(draft, self.revise_rounds + 1)
             status: Literal["clean", "flagged", "model_unavailable"] = "flagged" if blocking(findings) else "clean"
             if status == "flagged":
                 notices.append(
@@ -359,6 +450,41 @@ class Copilot:
         timings["check"] += _ms(t)
         return findings
 
+    def _revise(
+        self,
+        draft: str,
+        findings: list[Finding],
+        values: dict[str, str],
+        round_number: int,
+        timings: dict[str, float],
+        started: float,
+        masker: Masker | None,
+    ) -> Generator[DraftEvent, None, str]:
+        """Rewrite only the sentences with blocking findings and splice them back: small models manage one
+        sentence far better than a whole reply, and the rest of the draft stays exactly as it was."""
+        spans = sentence_spans(draft)
+        targets: dict[tuple[int, int], list[Finding]] = {}
+        for finding in blocking(findings):
+            span = next(((a, b) for a, b in spans if a <= finding.start < b), None)
+            if span is not None:
+                targets.setdefault(span, []).append(finding)
+        revised = draft
+        for (start, end), found in sorted(targets.items(), reverse=True)[:MAX_SENTENCES_PER_ROUND]:
+            sentence_values = dict(
+                values,
+                draft=draft,
+                findings=as_text(format_findings(found)),
+                sentence=draft[start:end],
+                problem=" ".join(dict.fromkeys(f.message for f in found)),
+                fix=" ".join(dict.fromkeys(f.suggestion for f in found)),
+            )
+            rewritten = yield from self._generate(
+                "revise", sentence_values, round_number, timings, started, masker, emit_tokens=False
+            )
+            revised = revised[:start] + first_sentences(rewritten, 2) + revised[end:]
+        yield TokenEvent(revised, round_number)
+        return revised
+
     def _generate(
         self,
         prompt_id: str,
@@ -367,6 +493,7 @@ class Copilot:
         timings: dict[str, float],
         started: float,
         masker: Masker | None = None,
+        emit_tokens: bool = True,
     ) -> Generator[DraftEvent, None, str]:
         if self.chat is None:
             raise ModelUnavailableError(
@@ -392,7 +519,8 @@ class Copilot:
             if not parts and "first_token" not in timings:
                 timings["first_token"] = _ms(started)
             parts.append(delta)
-            yield TokenEvent(delta, round_number)
+            if emit_tokens:
+                yield TokenEvent(delta, round_number)
         timings["llm"] += _ms(t)
         text = clean_draft("".join(parts))
         if masker is not None:

@@ -33,6 +33,9 @@ SUPPLIED_INPUTS: dict[str, frozenset[str]] = {
     ),
     "revise": frozenset(
         {
+            "sentence",
+            "problem",
+            "fix",
             "message",
             "customer_name",
             "issue",

@@ -58,29 +58,30 @@ def test_clean_first_draft_is_returned_with_citations_and_the_prompt_carries_gui
     assert set(result.timings) >= {"retrieve", "first_token", "llm", "check", "total"}
 
 
-def test_blocking_findings_go_back_with_the_revision_prompt(retriever: Retriever) -> None:
-    copilot, recorder = make_copilot(retriever, [BAD, GOOD])
+def test_only_the_blocked_sentences_go_back_and_are_spliced_in(retriever: Retriever) -> None:
+    fixed_policy = "I've started your refund today and I'll confirm it by email on Friday."
+    fixed_apology = "Dana, I'm sorry your order arrived broken again."
+    # Sentences are revised from the last to the first, so splicing never shifts an earlier span.
+    copilot, recorder = make_copilot(retriever, [BAD, fixed_policy, f'"{fixed_apology}"'])
     events = list(copilot.draft_events(DraftRequest(ANGRY, customer_name="Dana")))
     result = events[-1].result  # type: ignore[union-attr]
     assert isinstance(events[-1], DoneEvent)
-    assert [e.stage for e in events if isinstance(e, StageEvent)] == [
-        "analyse",
-        "retrieve",
-        "draft",
-        "check",
-        "revise",
-        "check",
-    ]
+    stages = [e.stage for e in events if isinstance(e, StageEvent)]
+    assert stages == ["analyse", "retrieve", "draft", "check", "revise", "check"]
     assert "".join(e.text for e in events if isinstance(e, TokenEvent) and e.round == 0).strip() == BAD
-    assert result.status == "clean" and result.draft == GOOD
+    assert result.draft == f"{fixed_apology} {fixed_policy}"
+    assert result.status == "clean", [f.to_dict() for f in result.findings]
     assert len(result.revisions) == 1 and result.revisions[0].draft == BAD
     assert {f.category for f in blocking(result.revisions[0].findings)} == {"blame", "defensiveness", "empty_apology"}
-    revise_user = recorder.chat_calls[1][1].content  # type: ignore[attr-defined]
-    assert BAD in revise_user and "sorry for any inconvenience" in revise_user and "Problems to fix" in revise_user
+    first_fix = recorder.chat_calls[1][1].content  # type: ignore[attr-defined]
+    assert "Our policy clearly states no refunds." in first_fix and "you should have read" not in first_fix
+    second_fix = recorder.chat_calls[2][1].content  # type: ignore[attr-defined]
+    assert "sorry for any inconvenience" in second_fix and "Our policy" not in second_fix
 
 
 def test_a_draft_still_bad_after_the_rounds_comes_back_marked(retriever: Retriever) -> None:
-    copilot, _ = make_copilot(retriever, [BAD, BAD, BAD], rounds=2)
+    stubborn = "Our policy clearly states no refunds."
+    copilot, _ = make_copilot(retriever, [BAD] + [stubborn] * 4, rounds=2)
     result = copilot.draft(DraftRequest(ANGRY))
     assert result.status == "flagged" and blocking(result.findings)
     assert len(result.revisions) == 2
@@ -91,8 +92,32 @@ def test_a_worse_revision_does_not_replace_a_better_draft(retriever: Retriever) 
     mild = "I'm sorry for any inconvenience with your broken order. I've sent a replacement today."
     copilot, _ = make_copilot(retriever, [mild, BAD], rounds=1)
     result = copilot.draft(DraftRequest(ANGRY))
-    assert result.draft == mild and result.revisions[-1].draft == BAD
+    assert result.draft == mild and "you should have read" in result.revisions[-1].draft
     assert any("earlier one is shown" in n for n in result.notices)
+
+
+def test_sentences_the_model_cannot_fix_are_removed_when_enough_remains(retriever: Retriever) -> None:
+    draft = (
+        "Hello Dana, I can hear how exhausting three broken deliveries are. Our policy clearly states no "
+        "refunds. I've sent a replacement by express today. I'll call you on Friday to check it arrived."
+    )
+    copilot, _ = make_copilot(retriever, [draft, "Our policy clearly states no refunds."], rounds=1)
+    result = copilot.draft(DraftRequest(ANGRY, customer_name="Dana"))
+    assert result.status == "clean" and "Our policy" not in result.draft
+    assert result.draft.startswith("Hello Dana") and result.draft.endswith("to check it arrived.")
+    assert any("could not fix" in n for n in result.notices) and result.revisions[-1].draft.count("Our policy") == 1
+
+
+def test_sentences_copied_from_the_guidance_are_removed(retriever: Retriever) -> None:
+    citations = retriever.retrieve("should I tell an upset customer to calm down?", 3)
+    copied = next(c for c in citations if "calm down" in c.text)
+    sentence = next(s for s in copied.text.split(". ") if "calm down" in s) + "."
+    from copilot.pipeline import drop_quoted_guidance
+
+    text, removed = drop_quoted_guidance(
+        f"Hello Sam, I'm sorry the parcel is late. {sentence} I'll call you today.", citations
+    )
+    assert removed == 1 and sentence not in text and text.startswith("Hello Sam") and text.endswith("today.")
 
 
 def test_model_failure_keeps_guidance_and_says_what_to_do(retriever: Retriever) -> None:
