@@ -226,7 +226,7 @@ def drop_sentences(draft: str, findings: list[Finding]) -> str | None:
     keep = [span for span in spans if span not in bad]
     if len(keep) < 2 or not bad:
         return None
-    pieces = []
+    pieces: list[str] = []
     for start, end in keep:
         gap_before = draft[max(0, start - 2) : start]
         pieces.append(("\n\n" if "\n" in gap_before and pieces else (" " if pieces else "")) + draft[start:end])
@@ -237,7 +237,7 @@ def drop_quoted_guidance(draft: str, citations: list[RetrievedPassage], words: i
     """Remove sentences that copy a run of `words` words from the internal guidance; returns (text, removed)."""
     if not citations:
         return draft, 0
-    shingles = set()
+    shingles: set[tuple[str, ...]] = set()
     for passage in citations:
         tokens = re.findall(r"\w+", passage.text.lower())
         shingles.update(tuple(tokens[i : i + words]) for i in range(len(tokens) - words + 1))
