@@ -77,3 +77,32 @@ def test_pipeline_sends_no_pii_and_restores_it_in_the_draft(retriever: Retriever
         assert secret not in sent
     assert "4111 1111 1111 1111" in result.draft and "dana.smith@example.com" in result.draft
     assert "[CARD_1]" not in result.draft
+
+
+def test_logs_hold_no_customer_text_and_never_the_api_key(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import free_port
+
+    env = dict(
+        os.environ,
+        COPILOT_DATA_DIR=str(tmp_path / "data"),
+        OPENAI_API_KEY="sk-test-SECRETKEY123",
+        OPENAI_BASE_URL=f"http://127.0.0.1:{free_port()}/v1",
+        COPILOT_LLM_TIMEOUT_S="5",
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "copilot.cli", "draft", "My order for dana@example.com is late.", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 3, out.stderr[-2000:]
+    result = json.loads(out.stdout)
+    assert result["status"] == "model_unavailable" and result["citations"]
+    assert "SECRETKEY123" not in out.stdout + out.stderr
+    assert "dana@example.com" not in out.stderr
