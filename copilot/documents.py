@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from copilot.errors import CopilotError, DataFileError
+from copilot.errors import CopilotError, DataFileError, yaml_error
 
 SUPPORTED_SUFFIXES = (".md", ".markdown", ".txt", ".html", ".htm", ".pdf")
 FRONT_MATTER_KEYS = {"title", "source", "tags"}
@@ -130,12 +130,12 @@ def _split_front_matter(path: Path, text: str) -> tuple[dict[str, object], str]:
     try:
         meta = yaml.safe_load(header) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(
+        raise yaml_error(
             path,
-            f"front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
-            line=(mark.line + 2) if mark is not None else 1,
+            exc,
+            what="front-matter is not valid YAML",
             fix='quote a title that contains a colon: title: "A: B"',
+            first_line=2,
         ) from exc
     if not isinstance(meta, dict):
         raise DataFileError(path, "front-matter must be `key: value` lines", line=2, fix="write e.g. title: My title")

@@ -40,3 +40,12 @@ class IndexUnavailableError(CopilotError):
 
 class InputError(CopilotError):
     """The customer message or reply text cannot be processed as given."""
+
+
+def yaml_error(
+    path: Path | str, exc: Exception, *, fix: str, what: str = "not valid YAML", first_line: int = 1
+) -> DataFileError:
+    """A DataFileError for a YAML parse error at its line in the file (`first_line`: where the YAML starts)."""
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    line = mark.line + first_line if mark is not None else None
+    return DataFileError(path, f"{what} ({getattr(exc, 'problem', None) or exc})", line=line, fix=fix)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
-from copilot.errors import CopilotError, DataFileError
+from copilot.errors import CopilotError, DataFileError, yaml_error
 from copilot.settings import Settings
 
 SuiteName = Literal["checker", "retrieval", "drafts"]
@@ -55,13 +55,7 @@ def load_thresholds(path: Path) -> Thresholds:
     except OSError as exc:
         raise DataFileError(path, "is missing", fix="restore evals/thresholds.yaml from git") from exc
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(
-            path,
-            f"not valid YAML ({getattr(exc, 'problem', exc)})",
-            line=mark.line + 1 if mark else None,
-            fix="check indentation",
-        ) from exc
+        raise yaml_error(path, exc, what="not valid YAML", fix="check indentation") from exc
     except (ValidationError, TypeError) as exc:
         raise DataFileError(
             path,

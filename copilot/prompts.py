@@ -13,7 +13,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from copilot.analysis import CUSTOMER_TYPES
-from copilot.errors import DataFileError
+from copilot.errors import DataFileError, yaml_error
 
 # What the code supplies to each prompt: a placeholder outside these sets could never be filled.
 SUPPLIED_INPUTS: dict[str, frozenset[str]] = {
@@ -129,12 +129,12 @@ def parse_prompt(path: Path, text: str) -> Prompt:
     try:
         raw = yaml.safe_load(header_text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(
+        raise yaml_error(
             path,
-            f"the front-matter is not valid YAML ({getattr(exc, 'problem', exc)})",
-            line=(mark.line + 2) if mark is not None else 2,
+            exc,
+            what="the front-matter is not valid YAML",
             fix="each header line is `key: value`; lists look like [a, b]",
+            first_line=2,
         ) from exc
     if not isinstance(raw, dict):
         raise DataFileError(path, "the front-matter must be `key: value` lines", line=2, fix="see prompts/README.md")
@@ -271,13 +271,7 @@ def load_type_guidance(path: Path) -> dict[str, TypeGuidance]:
     try:
         raw = yaml.safe_load(text) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataFileError(
-            path,
-            f"not valid YAML ({getattr(exc, 'problem', exc)})",
-            line=(mark.line + 1) if mark is not None else None,
-            fix="check indentation and colons",
-        ) from exc
+        raise yaml_error(path, exc, what="not valid YAML", fix="check indentation and colons") from exc
     if not isinstance(raw, dict):
         raise DataFileError(
             path, "must map each customer type to its query and focus", line=1, fix="see the comment at the top"

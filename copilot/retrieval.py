@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 
 from copilot.embeddings import MiniLMEmbeddings
-from copilot.errors import DataFileError
+from copilot.errors import DataFileError, yaml_error
 from copilot.store import GuidanceStore, StoredPassage
 
 _STOPWORDS = frozenset(
@@ -166,13 +166,7 @@ class Thesaurus:
         try:
             data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            raise DataFileError(
-                path,
-                f"not valid YAML ({getattr(exc, 'problem', exc)})",
-                line=mark.line + 1 if mark else None,
-                fix="each group is a list: [word, word]",
-            ) from exc
+            raise yaml_error(path, exc, what="not valid YAML", fix="each group is a list: [word, word]") from exc
         groups = data.get("groups") if isinstance(data, dict) else None
         if not isinstance(groups, list) or not all(isinstance(g, list) and len(g) >= 2 for g in groups):
             raise DataFileError(

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 
-from copilot.errors import DataFileError
+from copilot.errors import DataFileError, yaml_error
 
 # The source checkout holds the trainer-edited folders; the package is installed editable from it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -93,14 +93,7 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise DataFileError(
-            path,
-            f"not valid YAML ({getattr(exc, 'problem', exc)})",
-            line=line,
-            fix="each setting is one `name: value` line",
-        ) from exc
+        raise yaml_error(path, exc, fix="each setting is one `name: value` line") from exc
     except OSError as exc:
         raise DataFileError(path, f"cannot be read ({exc.strerror})", fix="check the path in COPILOT_SETTINGS") from exc
     if not isinstance(data, dict):
