@@ -301,6 +301,9 @@ def run_drafts_suite(settings: Settings, copilot: Any, limit: int | None = None,
     metrics = {
         "cases": float(len(rows)),
         "clean_first_draft": sum(r["first_blocking"] == 0 for r in rows) / n,
+        # The prompt's own quality, before the checker and revisions repair it: the metric a worse prompt moves.
+        "first_draft_blocking_per_draft": sum(r["first_blocking"] for r in rows) / n,
+        "revisions_per_draft": sum(r["revisions"] for r in rows) / n,
         "clean_after_revision": sum(r["final_blocking"] == 0 for r in rows) / n,
         "citations_present": sum(r["citations"] > 0 for r in rows) / n,
         "language_match": sum(r["language_ok"] for r in rows) / n,

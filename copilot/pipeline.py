@@ -157,11 +157,9 @@ def prepare_message(message: str, max_chars: int) -> tuple[str, list[str]]:
     return cleaned, notices
 
 
-_PLACEHOLDER = re.compile(
-    r"\[(?:customer'?s?|your|agent'?s?|company'?s?|recipient'?s?|first|full)?\s*(?:name|signature|company|date|"
-    r"position|title|contact information|phone number)\]",
-    re.IGNORECASE,
-)
+# Template holes a small model leaves: "[Customer's Name]", "[Support Contact Information]", "[date]".
+# Our own PII placeholders ("[EMAIL_1]") have underscores and digits, so they never match.
+_PLACEHOLDER = re.compile(r"\[(?:[A-Za-z][A-Za-z'’]*)(?: [A-Za-z][A-Za-z'’]*){0,5}\]")
 
 
 def clean_draft(text: str) -> str:
@@ -173,6 +171,9 @@ def clean_draft(text: str) -> str:
     )
     text = re.sub(r"^[ \t]*" + _PLACEHOLDER.pattern + r"[ \t]*$\n?", "", text, flags=re.IGNORECASE | re.MULTILINE)
     text = _PLACEHOLDER.sub("", text)
+    text = re.sub(r"[ \t]+([,.!?;:])", r"\1", text)
+    text = re.sub(r",\s*\.", ",", text)
+    text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"^(?:subject|reply|response|draft)\s*:.*?\n", "", text, flags=re.IGNORECASE).strip()
     text = re.sub(r"^```\w*\n?|```$", "", text).strip()
     if len(text) > 1 and text[0] == text[-1] == '"':
@@ -255,6 +256,26 @@ def drop_quoted_guidance(draft: str, citations: list[RetrievedPassage], words: i
     text = re.sub(r"[ \t]{2,}", " ", text)
     text = re.sub(r"\n{3,}", "\n\n", text).strip()
     return text, len(copied)
+
+
+_QUOTED = re.compile(r'"[^"]*"|“[^”]*”')
+_EXAMPLE_MARKER = re.compile(
+    r"\s*(?:[,;:—-]\s*)?(?:e\.g\.|for example|for instance|such as|like|try)?:?\s*$", re.IGNORECASE
+)
+
+
+def instruction_only(suggestion: str) -> str:
+    """A suggestion without its quoted example phrasing: small models copy examples word for word (names too)."""
+    pieces, last = [], 0
+    for match in _QUOTED.finditer(suggestion):
+        if len(match.group(0)) < 17:  # a quoted word ("if") is part of the instruction
+            continue
+        before = _EXAMPLE_MARKER.sub("", suggestion[last : match.start()])
+        pieces.append(before)
+        last = match.end()
+    pieces.append(suggestion[last:])
+    text = re.sub(r"\s+([,.;:])", r"\1", "".join(pieces)).strip(" ,;:-—")
+    return text if len(text) >= 12 else "Name the customer's actual problem and say what you will do about it."
 
 
 def format_findings(findings: list[Finding]) -> list[str]:
@@ -476,7 +497,7 @@ class Copilot:
                 findings=as_text(format_findings(found)),
                 sentence=draft[start:end],
                 problem=" ".join(dict.fromkeys(f.message for f in found)),
-                fix=" ".join(dict.fromkeys(f.suggestion for f in found)),
+                fix=" ".join(dict.fromkeys(instruction_only(f.suggestion) for f in found)),
             )
             rewritten = yield from self._generate(
                 "revise", sentence_values, round_number, timings, started, masker, emit_tokens=False
