@@ -188,8 +188,9 @@ def clean_draft(text: str) -> str:
 MAX_SENTENCES_PER_ROUND = 4
 _SENTENCE_SPLIT = re.compile(r"[^.!?\n]+(?:[.!?]+[\"”’)]*|$)")
 _META = re.compile(
-    r"^(?:this (?:corrected|revised|updated|reply|response|draft)|note:|i hope this (?:revised|corrected)|"
-    r"corrected (?:reply|sentence|version):|here is|here's)",
+    r"^(?:this (?:corrected|revised|updated|new|rewritten|reply|response|draft|sentence|version)|note:|"
+    r"i hope this (?:revised|corrected)|(?:the )?corrected (?:reply|sentence|version)|here is|here's|"
+    r"i (?:have )?(?:rewrote|rewritten|revised|corrected|replaced|changed)|by (?:replacing|removing|naming))",
     re.IGNORECASE,
 )
 
@@ -215,7 +216,16 @@ def split_sentences(text: str) -> list[str]:
 
 def first_sentences(text: str, count: int) -> str:
     """The first `count` sentences of a model's answer, without labels, quotes or commentary."""
-    text = clean_draft(text)
+    text = (
+        re.sub(
+            r"^\s*(?:corrected|revised|new|fixed|rewritten)(?: sentence| reply| version)?\s*:\s*",
+            "",
+            clean_draft(text),
+            flags=re.IGNORECASE,
+        )
+        .strip()
+        .strip('"“”')
+    )
     kept = [s for s in split_sentences(text) if not _META.match(s)][:count]
     return " ".join(kept).strip().strip('"“”')
 

@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, cast
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -25,10 +26,11 @@ import gradio as gr  # noqa: E402
 from copilot.assembly import Assembly, build_copilot  # noqa: E402
 from copilot.checker import Checker  # noqa: E402
 from copilot.errors import CopilotError, DataFileError, InputError  # noqa: E402
+from copilot.evaluation import Report, render_markdown, run_suites, write_report  # noqa: E402
 from copilot.feedback import VERDICT_LABELS, FeedbackStore, Verdict, summary_markdown  # noqa: E402
 from copilot.pipeline import Channel, DoneEvent, DraftRequest, DraftResult, StageEvent, TokenEvent, Tone  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
-from copilot.workshop import DISABLED_MESSAGE, Workshop, authorize, workshop_enabled  # noqa: E402
+from copilot.workshop import DISABLED_MESSAGE, Comparison, Workshop, authorize, workshop_enabled  # noqa: E402
 
 log = logging.getLogger("copilot.ui")
 
@@ -273,6 +275,11 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         # The running copilot picks up a saved edit at once; the workshop validated it first.
         if relpath.startswith("checker/"):
             copilot.checker = Checker.load(settings.prompts_dir / "checker")
+        elif relpath == "synonyms.yaml":
+            if assembly.retriever is not None:
+                from copilot.retrieval import Thesaurus
+
+                assembly.retriever.thesaurus = Thesaurus.load(settings.prompts_dir / "synonyms.yaml")
         else:
             copilot.prompts.reload()
 
@@ -592,22 +599,45 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             "\n\n" + _notice_markdown(report.problems) if report.problems else ""
         )
 
-    def on_evals(user: str, password: str) -> str:
+    def on_evals(user: str, password: str) -> tuple[str, Any]:
         problem = need_login(user, password)
         if problem:
-            return problem
+            return problem, gr.update(value=None)
+        # The suites that need no model; retrieval reuses the running index rather than building another.
+        suites = ["checker", "retrieval"] if assembly.retriever is not None else ["checker"]
         try:
-            from copilot import evaluation
-        except ImportError:
-            return "The evals are not available in this version (copilot.evaluation is missing)."
-        run_suites = getattr(evaluation, "run_suites", None)
-        if run_suites is None:
-            return "The evals are not available in this version (copilot.evaluation.run_suites is missing)."
-        try:
-            report = run_suites(settings, suites=["checker", "retrieval"])
+            report = run_suites(settings, suites, assembly=assembly, progress=False)
+            folder = _report_folder(settings.reports_dir, report)
+            paths = write_report(report, folder)
         except CopilotError as exc:
-            return _error_markdown(exc)
-        return _report_markdown(report)
+            return _error_markdown(exc), gr.update(value=None)
+        except OSError as exc:
+            return f"⚠️ Could not write the eval report ({md_escape(exc.strerror or exc)}).", gr.update(value=None)
+        charts = [path for path in paths if path.suffix == ".png"]
+        text = render_markdown(report)
+        if "retrieval" not in suites:
+            text = "*The retrieval suite needs the guidance index, which is unavailable in this session.*\n\n" + text
+        text += f"\n\nReport and charts written to {md_escape(folder)}."
+        return text, _gallery(charts)
+
+    def on_compare(user: str, password: str, relpath: str, text: str) -> tuple[str, Any]:
+        problem = need_login(user, password)
+        if problem:
+            return problem, gr.update(value="", visible=False)
+        if not relpath:
+            return "Choose a file first.", gr.update(value="", visible=False)
+        try:
+            comparison = workshop.compare(relpath, text or "", assembly)
+        except DataFileError as exc:
+            return (
+                f"⛔ **Not compared** — the edit is not valid, and nothing was saved.\n\n{_refusal_markdown(exc)}",
+                gr.update(value="", visible=False),
+            )
+        except CopilotError as exc:
+            return _error_markdown(exc), gr.update(value="", visible=False)
+        return comparison_markdown(comparison), gr.update(
+            value=comparison.preview_diff, visible=bool(comparison.preview_diff)
+        )
 
     def on_feedback_summary(user: str, password: str) -> str:
         problem = need_login(user, password)
@@ -703,9 +733,18 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
                                 ws_editor = gr.Textbox(label="Text", lines=22, max_lines=40, elem_id="ws-editor")
                                 with gr.Row():
                                     save_button = gr.Button("Save", variant="primary", elem_id="ws-save")
+                                    compare_button = gr.Button("Compare with the saved version", elem_id="ws-compare")
                                     preview_button = gr.Button("Preview prompt", elem_id="ws-preview-button")
                             with gr.Column(scale=2):
                                 ws_status = gr.Markdown(elem_id="ws-status", latex_delimiters=[])
+                                ws_compare = gr.Markdown(elem_id="ws-compare-report", latex_delimiters=[])
+                                ws_compare_diff = gr.Code(
+                                    label="What the model would receive: saved → edited (sample message)",
+                                    language=None,
+                                    interactive=False,
+                                    visible=False,
+                                    elem_id="ws-compare-diff",
+                                )
                                 ws_preview = gr.Textbox(
                                     label="What the model receives (sample message)",
                                     lines=12,
@@ -734,8 +773,16 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
                             )
                             reindex_button = gr.Button("Re-index", elem_id="ws-reindex")
                             reindex_md = gr.Markdown(elem_id="ws-reindex-status", latex_delimiters=[])
-                        with gr.Accordion("Evals", open=False):
+                        with gr.Accordion("Evals", open=False, elem_id="ws-evals-accordion"):
                             evals_button = gr.Button("Run checker and retrieval evals", elem_id="ws-evals")
+                            evals_charts = gr.Gallery(
+                                label="Charts",
+                                format="png",
+                                columns=2,
+                                interactive=False,
+                                object_fit="contain",
+                                elem_id="ws-evals-charts",
+                            )
                             evals_md = gr.Markdown(elem_id="ws-evals-report", latex_delimiters=[])
                         with gr.Accordion("Agents' feedback", open=False):
                             feedback_button = gr.Button("Refresh summary", elem_id="ws-feedback")
@@ -797,14 +844,19 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
             login_button.click(on_login, creds, [ws_area, login_status], **private)
             ws_password.submit(on_login, creds, [ws_area, login_status], **private)
             ws_file.change(on_pick, [*creds, ws_file], [ws_editor, ws_status, ws_versions, ws_diff], **private)
+            # A comparison belongs to the file it was made for: clear it when another file is chosen.
+            ws_file.change(
+                lambda: ("", gr.update(value="", visible=False)), None, [ws_compare, ws_compare_diff], **private
+            )
             save_button.click(on_save, [*creds, ws_file, ws_editor], [ws_status, ws_versions], **private)
+            compare_button.click(on_compare, [*creds, ws_file, ws_editor], [ws_compare, ws_compare_diff], **private)
             preview_button.click(on_preview, [*creds, ws_file, ws_editor], [ws_preview], **private)
             diff_button.click(on_diff, [*creds, ws_file, ws_versions], [ws_diff], **private)
             restore_button.click(
                 on_restore, [*creds, ws_file, ws_versions], [ws_status, ws_editor, ws_versions], **private
             )
             reindex_button.click(on_reindex, creds, [reindex_md], **private)
-            evals_button.click(on_evals, creds, [evals_md], **private)
+            evals_button.click(on_evals, creds, [evals_md, evals_charts], **private)
             feedback_button.click(on_feedback_summary, creds, [feedback_md], **private)
 
         gr.api(api_draft, api_name="draft")
@@ -821,19 +873,35 @@ def _bind(handler: Callable[..., str], verdict: str) -> Callable[..., str]:
     return bound
 
 
-def _report_markdown(report: object) -> str:
-    """Whatever run_suites returns, as Markdown (it is our own generated text, so it is not escaped)."""
-    if isinstance(report, str):
-        return report
-    for attribute in ("markdown", "to_markdown"):
-        value = getattr(report, attribute, None)
-        if callable(value):
-            return str(value())
-        if isinstance(value, str):
-            return value
-    if isinstance(report, dict) and isinstance(report.get("markdown"), str):
-        return str(report["markdown"])
-    return f"```\n{report}\n```"
+def comparison_markdown(comparison: Comparison) -> str:
+    """The verdict line, then the side-by-side table of the edited and saved versions (or why none was run)."""
+    head = f"**{md_escape(comparison.relpath)}** — {md_escape(comparison.verdict)}"
+    if not comparison.ran:
+        return f"{head}\n\n{md_escape(comparison.note)}\n\n*Nothing was saved.*"
+    # render_markdown is our own generated text over the eval sets, so it is shown as Markdown, not escaped.
+    return f"{head} *Nothing was saved.*\n\n{comparison.markdown()}"
+
+
+def _report_folder(reports_dir: Path, report: Report) -> Path:
+    """A new folder named after the run's start time (a suffix when two runs start in the same second)."""
+    base = reports_dir / report.started.replace(":", "")
+    folder, number = base, 1
+    while folder.exists():
+        number += 1
+        folder = base.with_name(f"{base.name}-{number}")
+    return folder
+
+
+def _gallery(charts: list[Path]) -> list[tuple[Any, str]]:
+    """The chart PNGs as images with captions (handed over as pixels, so the reports folder need not be served)."""
+    from PIL import Image
+
+    images: list[tuple[Any, str]] = []
+    for path in charts:
+        with Image.open(path) as image:
+            image.load()
+            images.append((image.copy(), path.stem))
+    return images
 
 
 def launch(demo: gr.Blocks, host: str, port: int, *, prevent_thread_lock: bool = True, concurrency: int = 1) -> str:

@@ -6,6 +6,8 @@ temporary copy before anything on disk changes, so a broken edit never reaches t
 
 from __future__ import annotations
 
+import contextlib
+import copy as copy_module
 import difflib
 import hmac
 import os
@@ -13,10 +15,11 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from copilot.checker import Checker
 from copilot.errors import CopilotError, DataFileError
@@ -24,12 +27,27 @@ from copilot.examples import example_values
 from copilot.prompts import SUPPLIED_INPUTS, PromptLibrary, check_library, load_type_guidance, parse_prompt
 from copilot.settings import Settings
 
+if TYPE_CHECKING:
+    from copilot.assembly import Assembly
+    from copilot.evaluation import Report
+
 DISABLED_MESSAGE = (
     "The workshop is switched off: no trainer login is configured. Set COPILOT_WORKSHOP_USER and "
     "COPILOT_WORKSHOP_PASSWORD (or workshop_user / workshop_password in the settings file) and restart the app."
 )
 _VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 _TITLE = re.compile(r'^title:\s*"?(.*?)"?\s*$', re.MULTILINE)
+# How many of evals/drafts.yaml's messages a prompt comparison drafts with each version.
+COMPARE_DRAFTS_LIMIT = 3
+_REVISE_SAMPLE = {
+    "sentence": "I'm sorry for any inconvenience, but the courier broke it.",
+    "problem": "a generic apology that names no problem, and an excuse that blames the courier",
+    "fix": 'name the actual problem and own it, e.g. "I\'m sorry your order arrived broken again."',
+}
+NEEDS_MODEL_MESSAGE = (
+    "Comparing prompts needs the model: the drafts suite writes replies with each version, and no model is "
+    "running in this session. Below is what changes in what the model would receive for the sample message."
+)
 
 
 def workshop_enabled(settings: Settings) -> bool:
@@ -64,6 +82,55 @@ class SaveResult:
 
 
 @dataclass(frozen=True)
+class Comparison:
+    """The edited text of a file against the saved one on the suite that file affects; nothing is saved.
+
+    `edited` and `saved` are None when the suite could not run (a prompt without a model): `note` says why and
+    `preview_diff` shows what changes in what the model would receive instead.
+    """
+
+    relpath: str
+    suite: str
+    verdict: str
+    edited: Report | None = None
+    saved: Report | None = None
+    note: str = ""
+    preview_diff: str = ""
+
+    @property
+    def ran(self) -> bool:
+        """True when both versions were evaluated."""
+        return self.edited is not None and self.saved is not None
+
+    def markdown(self) -> str:
+        """The side-by-side table of both versions (our own generated text), or the note."""
+        from copilot.evaluation import render_markdown
+
+        if self.edited is None or self.saved is None:
+            return self.note
+        return render_markdown(self.edited, self.saved)
+
+
+def suite_for(relpath: str) -> str:
+    """The eval suite an edit of this file can move: checker rules, synonyms (retrieval), or prompts (drafts)."""
+    if relpath.startswith("checker/"):
+        return "checker"
+    if relpath == "synonyms.yaml":
+        return "retrieval"
+    return "drafts"
+
+
+def comparison_verdict(suite: str, edited: Report, saved: Report) -> str:
+    """One line: the thresholds the edited version would fail (and whether the saved one fails them too)."""
+    was_failing = {c.metric for s in saved.suites for c in s.checks if not c.passed}
+    failing = [c for s in edited.suites for c in s.checks if not c.passed]
+    if not failing:
+        return f"✅ The edited version passes every {suite} threshold."
+    parts = [c.describe() + (" (the saved version fails it too)" if c.metric in was_failing else "") for c in failing]
+    return f"❌ The edited version would fail {len(failing)} {suite} threshold(s): " + "; ".join(parts) + "."
+
+
+@dataclass(frozen=True)
 class KnowledgeDocument:
     """A guidance document in the knowledge folder."""
 
@@ -88,8 +155,9 @@ class Workshop:
         """Editable files, relative to the prompts folder: prompts, customer types, then checker rules."""
         prompts = sorted(p.name for p in self.root.glob("*.md") if p.stem in SUPPLIED_INPUTS)
         types = ["customer_types.yaml"] if (self.root / "customer_types.yaml").is_file() else []
+        synonyms = ["synonyms.yaml"] if (self.root / "synonyms.yaml").is_file() else []
         rules = sorted(f"checker/{p.name}" for p in (self.root / "checker").glob("*.yaml"))
-        return prompts + types + rules
+        return prompts + types + synonyms + rules
 
     def path_of(self, relpath: str) -> Path:
         """The file behind a relative path; only files from `files()` are accepted, so no path can escape."""
@@ -103,8 +171,9 @@ class Workshop:
 
     # ----- validation and saving -------------------------------------------------------------------------------
 
-    def validate(self, relpath: str, new_text: str) -> None:
-        """Raise DataFileError unless the whole library is valid with `new_text` in place of `relpath`."""
+    @contextlib.contextmanager
+    def edited_copy(self, relpath: str, new_text: str) -> Iterator[Path]:
+        """A temporary copy of the prompts folder with `new_text` in place of `relpath`, removed afterwards."""
         self.path_of(relpath)
         with tempfile.TemporaryDirectory(prefix="copilot-workshop-") as tmp:
             copy = Path(tmp) / self.root.name
@@ -114,14 +183,23 @@ class Workshop:
             if knowledge.is_dir():
                 (Path(tmp) / "knowledge").symlink_to(knowledge, target_is_directory=True)
             (copy / relpath).write_text(new_text, encoding="utf-8")
-            try:
-                self._validate_copy(copy)
-            except DataFileError as exc:
-                # Name the real file, not the temporary copy, so the trainer can find the spot.
-                real = str(exc.path).replace(str(copy.resolve()), str(self.root)).replace(str(copy), str(self.root))
-                where = f"{exc.path}:{exc.line}: " if exc.line else f"{exc.path}: "
-                message = exc.message[len(where) :] if exc.message.startswith(where) else exc.message
-                raise DataFileError(real, message, line=exc.line, fix=exc.fix) from exc
+            yield copy
+
+    def validate(self, relpath: str, new_text: str) -> None:
+        """Raise DataFileError unless the whole library is valid with `new_text` in place of `relpath`."""
+        with self.edited_copy(relpath, new_text) as copy:
+            self._validate_named(copy)
+
+    def _validate_named(self, copy: Path) -> None:
+        """Validate an edited copy, naming the real file (not the temporary copy) in any error."""
+        try:
+            self._validate_copy(copy)
+        except DataFileError as exc:
+            # Name the real file, not the temporary copy, so the trainer can find the spot.
+            real = str(exc.path).replace(str(copy.resolve()), str(self.root)).replace(str(copy), str(self.root))
+            where = f"{exc.path}:{exc.line}: " if exc.line else f"{exc.path}: "
+            message = exc.message[len(where) :] if exc.message.startswith(where) else exc.message
+            raise DataFileError(real, message, line=exc.line, fix=exc.fix) from exc
 
     @staticmethod
     def _validate_copy(copy: Path) -> None:
@@ -129,6 +207,9 @@ class Workshop:
         if problems:
             raise problems[0]
         load_type_guidance(copy / "customer_types.yaml")
+        from copilot.retrieval import Thesaurus
+
+        Thesaurus.load(copy / "synonyms.yaml")
         checker = Checker.load(copy / "checker")
         failures = checker.self_test()
         if failures:
@@ -203,6 +284,89 @@ class Workshop:
             return result
         return SaveResult(relpath, True, f"Restored {relpath} to {version}. {result.message}", result.previous_version)
 
+    # ----- comparing an edit with the saved version ------------------------------------------------------------
+
+    def compare(self, relpath: str, new_text: str, assembly: Assembly | None = None) -> Comparison:
+        """Evaluate the edited text against the saved file on the suite it affects; nothing is written.
+
+        The edit is validated exactly like a save first (a DataFileError names the real file and line). Checker
+        rules run the checker suite; synonyms the retrieval suite over the running assembly's index; prompts and
+        customer types the drafts suite on the first few messages, when the assembly has a working model.
+        """
+        new_text = new_text.replace("\r\n", "\n")
+        suite = suite_for(relpath)
+        with self.edited_copy(relpath, new_text) as copy:
+            self._validate_named(copy)
+            if suite == "checker":
+                edited, saved = self._compare_checker(copy)
+            elif suite == "retrieval":
+                edited, saved = self._compare_retrieval(copy, assembly)
+            elif assembly is None or assembly.copilot.chat is None:
+                return Comparison(
+                    relpath,
+                    suite,
+                    "⚠️ Not compared: comparing prompts needs the model (see the rendered preview diff).",
+                    note=NEEDS_MODEL_MESSAGE,
+                    preview_diff=self._preview_diff(relpath, copy),
+                )
+            else:
+                edited, saved = self._compare_drafts(copy, assembly)
+        return Comparison(relpath, suite, comparison_verdict(suite, edited, saved), edited, saved)
+
+    def _compare_checker(self, copy: Path) -> tuple[Report, Report]:
+        from copilot.evaluation import run_suites
+
+        edited_settings = self.settings.model_copy(update={"prompts_dir": copy})
+        edited = run_suites(edited_settings, ["checker"], progress=False, label="edited")
+        saved = run_suites(self.settings, ["checker"], progress=False, label="saved")
+        return edited, saved
+
+    def _compare_retrieval(self, copy: Path, assembly: Assembly | None) -> tuple[Report, Report]:
+        from copilot.evaluation import Report, apply_thresholds, load_thresholds, run_retrieval_suite
+        from copilot.retrieval import Retriever, Thesaurus
+
+        if assembly is None or assembly.store is None or assembly.embedder is None:
+            raise CopilotError(
+                "Comparing synonyms needs the guidance index, which is not available in this session.",
+                fix="restart the app with the index (see the startup notices)",
+            )
+        rules = load_thresholds(self.settings.evals_dir / "thresholds.yaml").retrieval
+        reports = []
+        for folder, label in ((copy, "edited"), (self.root, "saved")):
+            retriever = Retriever(assembly.store, assembly.embedder, thesaurus=Thesaurus.load(folder / "synonyms.yaml"))
+            result = run_retrieval_suite(self.settings, retriever, progress=False)
+            reports.append(Report([apply_thresholds(result, rules)], label=label))
+        return reports[0], reports[1]
+
+    def _compare_drafts(self, copy: Path, assembly: Assembly) -> tuple[Report, Report]:
+        from copilot.evaluation import Report, apply_thresholds, load_thresholds, run_drafts_suite
+
+        rules = load_thresholds(self.settings.evals_dir / "thresholds.yaml").drafts
+        reports = []
+        for folder, label in ((copy, "edited"), (self.root, "saved")):
+            # The running copilot (model, checker, retriever, sampling) with only the prompts swapped.
+            copilot = copy_module.copy(assembly.copilot)
+            copilot.prompts = PromptLibrary(folder)
+            settings = self.settings.model_copy(update={"prompts_dir": folder})
+            result = run_drafts_suite(settings, copilot, limit=COMPARE_DRAFTS_LIMIT, progress=False)
+            reports.append(Report([apply_thresholds(result, rules)], label=label))
+        return reports[0], reports[1]
+
+    def _preview_diff(self, relpath: str, copy: Path) -> str:
+        """What changes in what the model receives for the sample message, saved → edited."""
+        prompt_ids = [relpath[:-3]] if relpath.endswith(".md") else sorted(PromptLibrary.REQUIRED)
+        saved_library, edited_library = PromptLibrary(self.root), PromptLibrary(copy)
+        parts = []
+        for prompt_id in prompt_ids:
+            lines = difflib.unified_diff(
+                _rendered(saved_library, prompt_id).splitlines(keepends=True),
+                _rendered(edited_library, prompt_id).splitlines(keepends=True),
+                f"{prompt_id} (saved)",
+                f"{prompt_id} (edited)",
+            )
+            parts.append("".join(lines))
+        return "".join(parts) or "(what the model receives does not change for the sample message)"
+
     # ----- preview and knowledge -------------------------------------------------------------------------------
 
     def preview(self, prompt_id: str, text: str) -> str:
@@ -211,8 +375,7 @@ class Workshop:
         prompt = parse_prompt(path, text)
         library = PromptLibrary(self.root)
         library.prompts = dict(library.prompts, **{prompt_id: prompt})
-        system, user = prompt.render(example_values(library, prompt_id))
-        return f"# system\n{system}\n\n# user\n{user}"
+        return _rendered(library, prompt_id)
 
     def knowledge_documents(self) -> list[KnowledgeDocument]:
         """The guidance documents the index is built from."""
@@ -222,6 +385,16 @@ class Workshop:
             match = _TITLE.search(text[:2000])
             documents.append(KnowledgeDocument(path.name, match.group(1) if match else path.stem, path.stat().st_size))
         return documents
+
+
+def _rendered(library: PromptLibrary, prompt_id: str) -> str:
+    """A prompt of the library rendered for the sample message, as the model would receive it."""
+    prompt = library.get(prompt_id)
+    # example_values covers the drafting inputs; the revise prompt also needs the blocked sentence and its finding.
+    values = {k: v for k, v in _REVISE_SAMPLE.items() if k in prompt.header.inputs}
+    values.update(example_values(library, prompt_id))
+    system, user = prompt.render(values)
+    return f"# system\n{system}\n\n# user\n{user}"
 
 
 def _atomic_write(path: Path, text: str) -> None:

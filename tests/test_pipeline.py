@@ -258,3 +258,15 @@ def test_template_placeholders_never_reach_the_agent() -> None:
     cleaned = clean_draft("Subject: Your order\nDear [Customer's Name],\n\nI will fix it today.\n\nBest,\n[Your Name]")
     assert cleaned == "Hello,\n\nI will fix it today.\n\nBest,"
     assert clean_draft('"<<<Hi Sam, the refund is on its way.>>>"') == "Hi Sam, the refund is on its way."
+
+
+def test_revised_sentences_lose_the_models_commentary() -> None:
+    from copilot.pipeline import first_sentences, instruction_only
+
+    answer = "I'm sorry your parcel is late, Sam. This sentence names the problem, as the guidance asks."
+    assert first_sentences(answer, 2) == "I'm sorry your parcel is late, Sam."
+    assert (
+        first_sentences('Corrected sentence: "I have refunded the fee today."', 2) == "I have refunded the fee today."
+    )
+    suggestion = 'Drop the "if" and name what happened, e.g. "I\'m sorry my last email was so abrupt."'
+    assert instruction_only(suggestion) == 'Drop the "if" and name what happened'
