@@ -614,7 +614,7 @@ def build_ui(assembly: Assembly) -> gr.Blocks:
         except OSError as exc:
             return f"⚠️ Could not write the eval report ({md_escape(exc.strerror or exc)}).", gr.update(value=None)
         charts = [path for path in paths if path.suffix == ".png"]
-        text = render_markdown(report)
+        text = _demote_headings(render_markdown(report))
         if "retrieval" not in suites:
             text = "*The retrieval suite needs the guidance index, which is unavailable in this session.*\n\n" + text
         text += f"\n\nReport and charts written to {md_escape(folder)}."
@@ -878,8 +878,19 @@ def comparison_markdown(comparison: Comparison) -> str:
     head = f"**{md_escape(comparison.relpath)}** — {md_escape(comparison.verdict)}"
     if not comparison.ran:
         return f"{head}\n\n{md_escape(comparison.note)}\n\n*Nothing was saved.*"
+    moved = comparison.changes()
+    changed = (
+        "Changed: " + ", ".join(f"{md_escape(m)} {before:.3f} → {after:.3f}" for _, m, before, after in moved)
+        if moved
+        else "No metric changed."
+    )
     # render_markdown is our own generated text over the eval sets, so it is shown as Markdown, not escaped.
-    return f"{head} *Nothing was saved.*\n\n{comparison.markdown()}"
+    return f"{head} *Nothing was saved.*\n\n{changed}\n\n{_demote_headings(comparison.markdown())}"
+
+
+def _demote_headings(markdown: str) -> str:
+    """A report's headings two levels down, so it sits inside a panel of the app rather than shouting over it."""
+    return re.sub(r"^(#{1,4}) ", r"##\1 ", markdown, flags=re.MULTILINE)
 
 
 def _report_folder(reports_dir: Path, report: Report) -> Path:

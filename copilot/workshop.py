@@ -102,6 +102,19 @@ class Comparison:
         """True when both versions were evaluated."""
         return self.edited is not None and self.saved is not None
 
+    def changes(self) -> list[tuple[str, str, float, float]]:
+        """(suite, metric, saved value, edited value) for every metric the edit moved (timings left out)."""
+        if self.edited is None or self.saved is None:
+            return []
+        saved = {s.name: s.metrics for s in self.saved.suites}
+        moved = []
+        for suite in self.edited.suites:
+            for metric, value in suite.metrics.items():
+                before = saved.get(suite.name, {}).get(metric)
+                if before is not None and not metric.endswith("_ms") and abs(value - before) > 1e-9:
+                    moved.append((suite.name, metric, before, value))
+        return moved
+
     def markdown(self) -> str:
         """The side-by-side table of both versions (our own generated text), or the note."""
         from copilot.evaluation import render_markdown

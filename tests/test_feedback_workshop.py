@@ -148,6 +148,8 @@ def test_files_are_the_prompt_library(project: Settings) -> None:
     files = Workshop(project).files()
     assert files[:3] == ["draft.md", "revise.md", "customer_types.yaml"]
     assert "checker/blame.yaml" in files and "README.md" not in files
+    # Synonyms are editable too (and compared on the retrieval suite); they come before the checker rules.
+    assert files.index("synonyms.yaml") < files.index("checker/blame.yaml")
     with pytest.raises(CopilotError, match="not an editable file"):
         Workshop(project).read("../knowledge/000-exceptional-customer-service-and-retention.md")
 

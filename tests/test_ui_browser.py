@@ -241,6 +241,58 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     page.close()
 
 
+def test_workshop_evals_and_compare(app: tuple[str, Settings], browser: Any) -> None:
+    """A trainer runs the evals and sees the charts, then compares an edited rule file with the saved one."""
+    url, settings = app
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1100})
+    page.goto(url)
+    textarea(page, "message").wait_for(timeout=30_000)
+    page.get_by_role("tab", name="Trainer's workshop").click()
+    # Behind the login: nothing of the workshop shows before it.
+    assert not page.locator("#ws-evals").is_visible()
+    textarea(page, "ws-user").fill("trainer")
+    textarea(page, "ws-password").fill("s3cret pass")
+    page.locator("#ws-login").click()
+    page.locator("#ws-area").wait_for(state="visible", timeout=15_000)
+
+    # Run the evals: the report and its charts appear in the app and are written to the reports folder.
+    page.locator("#ws-evals-accordion").get_by_text("Evals").first.click()
+    page.locator("#ws-evals").click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('#ws-evals-charts img').length >= 2"
+        " && [...document.querySelectorAll('#ws-evals-charts img')].every(i => i.complete && i.naturalWidth > 0)",
+        timeout=120_000,
+    )
+    report = page.locator("#ws-evals-report").inner_text()
+    assert "Eval report" in report and "checker: pass" in report and "retrieval:" in report
+    (folder,) = [p for p in settings.reports_dir.iterdir() if p.is_dir()]
+    assert {"report.md", "report.json", "checker.png", "retrieval.png"} <= {p.name for p in folder.iterdir()}
+
+    # Compare an edited rule file with the saved one: the side-by-side table and a verdict, nothing saved.
+    choose(page, "ws-file", "checker/blame.yaml")
+    wait_value(page, "ws-editor", "v.includes('blame.customer-should-have')", timeout=15_000)
+    rules_path = settings.prompts_dir / "checker" / "blame.yaml"
+    saved_rules = rules_path.read_text(encoding="utf-8")
+    start = saved_rules.index("  - id: blame.customer-should-have\n")
+    edited_rules = saved_rules[:start] + saved_rules[saved_rules.index("  - id: ", start + 1) :]
+    textarea(page, "ws-editor").fill(edited_rules)
+    page.locator("#ws-compare").click()
+    page.wait_for_function(
+        "() => document.querySelector('#ws-compare-report').innerText.includes('blame.recall')", timeout=60_000
+    )
+    compared = page.locator("#ws-compare-report")
+    assert "Nothing was saved" in compared.inner_text()
+    headers = compared.locator("th").all_inner_texts()
+    assert [h.strip() for h in headers[:4]] == ["metric", "edited", "saved", "change"]
+    recall = compared.locator("tr", has_text="blame.recall").first.locator("td").all_inner_texts()
+    assert float(recall[1]) < float(recall[2]) and recall[3].strip().startswith("-")
+    assert rules_path.read_text(encoding="utf-8") == saved_rules
+    compared.scroll_into_view_if_needed()
+    page.screenshot(path=str(SHOTS / "workshop-compare.png"), full_page=True)
+    page.close()
+
+
 def test_model_down_banner_and_empty_input(tmp_path: Path, browser: Any) -> None:
     """Without a model the desk says so and still shows guidance; empty input gets a sentence, not a trace."""
     from copilot.ui import build_ui, launch

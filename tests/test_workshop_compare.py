@@ -37,7 +37,9 @@ def project(tmp_path: Path) -> Settings:
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
     """Every file under a folder with its bytes and modification time, to prove nothing was written."""
-    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
 
 
 def without_rule(text: str, rule_id: str) -> str:
@@ -89,6 +91,9 @@ def test_removing_a_checker_rule_shows_lower_recall_and_writes_nothing(project: 
     row = next(line for line in table.splitlines() if line.startswith("| blame.recall |"))
     assert f"{edited.metrics['blame.recall'] - saved.metrics['blame.recall']:+.3f}" in row and "-0." in row
     assert comparison.verdict.startswith(("✅", "❌")) and "checker threshold" in comparison.verdict
+    moved = {metric: (before, after) for _, metric, before, after in comparison.changes()}
+    assert moved["blame.recall"] == (saved.metrics["blame.recall"], edited.metrics["blame.recall"])
+    assert "empty_apology.f1" not in moved and "cases" not in moved
     # Comparing saves nothing: the prompts folder is byte-for-byte (and mtime) unchanged, no history, no reports.
     assert snapshot(project.prompts_dir) == before
     assert workshop.history("checker/blame.yaml") == []
