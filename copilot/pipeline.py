@@ -244,7 +244,7 @@ def drop_sentences(draft: str, findings: list[Finding]) -> str | None:
     return "".join(pieces).strip()
 
 
-def drop_quoted_guidance(draft: str, citations: list[RetrievedPassage], words: int = 8) -> tuple[str, int]:
+def drop_quoted_guidance(draft: str, citations: list[RetrievedPassage], words: int = 6) -> tuple[str, int]:
     """Remove sentences that copy a run of `words` words from the internal guidance; returns (text, removed)."""
     if not citations:
         return draft, 0
