@@ -23,12 +23,14 @@ from copilot.settings import Settings, load_settings  # noqa: E402
 from copilot.testing import fake_chat_model  # noqa: E402
 
 FIRST_DRAFT = (
-    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. We will send a new one."
+    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. "
+    "I'll email you on Thursday to confirm it arrived."
 )
-REVISION = (
-    "Hi Dana, I can see why a broken order is so frustrating. I've sent a replacement by express today, "
-    "and I'll email you on Thursday to confirm it arrived."
-)
+# Blocked sentences are revised one at a time, last first, and spliced back into the draft.
+FIX_BLAME = "I've sent a replacement by express today."
+FIX_APOLOGY = "Hi Dana, I can see why a broken order is so frustrating."
+SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
+REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
 MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 USER, PASSWORD = "trainer", "correct horse"
 
@@ -63,7 +65,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
     settings = project_settings(
         tmp_path_factory.mktemp("api"), COPILOT_WORKSHOP_USER=USER, COPILOT_WORKSHOP_PASSWORD=PASSWORD
     )
-    url, demo, assembly = serve(settings, [FIRST_DRAFT, REVISION] * 6)
+    url, demo, assembly = serve(settings, SCRIPT * 6)
     try:
         yield url, settings
     finally:
@@ -80,7 +82,7 @@ def client(app: tuple[str, Settings]) -> Any:
 
 def test_only_the_named_endpoints_are_public(client: Any) -> None:
     api = client.view_api(return_format="dict", print_info=False)
-    assert set(api["named_endpoints"]) == {"/draft", "/check", "/workshop_save"}
+    assert set(api["named_endpoints"]) == {"/draft", "/check", "/feedback", "/workshop_save"}
 
 
 def test_draft_returns_the_result_with_citations(client: Any) -> None:
@@ -170,7 +172,7 @@ def test_checks_do_not_wait_behind_a_draft(tmp_path: Path) -> None:
         """A ChatModel whose tokens arrive slowly, like a busy CPU model."""
 
         def __init__(self) -> None:
-            self.inner = fake_chat_model([FIRST_DRAFT, REVISION])
+            self.inner = fake_chat_model(SCRIPT)
             self.name = "slow"
 
         def stream(self, messages: Any, **options: Any) -> Iterator[str]:

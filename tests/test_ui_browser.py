@@ -20,12 +20,14 @@ from copilot.testing import fake_chat_model
 pytestmark = pytest.mark.browser
 
 FIRST_DRAFT = (
-    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. We will send a new one."
+    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. "
+    "I'll email you on Thursday to confirm it arrived."
 )
-REVISION = (
-    "Hi Dana, I can see why a broken order is so frustrating. I've sent a replacement by express today, "
-    "and I'll email you on Thursday to confirm it arrived."
-)
+# Blocked sentences are revised one at a time, last first, and spliced back into the draft.
+FIX_BLAME = "I've sent a replacement by express today."
+FIX_APOLOGY = "Hi Dana, I can see why a broken order is so frustrating."
+SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
+REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
 MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 HOSTILE = "<script>alert(1)</script><b>x</b> My parcel never arrived and nobody answers the phone."
 # The marked spans of the main HighlightedText as [text, style] pairs; defensiveness is drawn in orange.
@@ -81,7 +83,7 @@ def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Setting
     settings = project_settings(
         tmp_path_factory.mktemp("ui"), COPILOT_WORKSHOP_USER="trainer", COPILOT_WORKSHOP_PASSWORD="s3cret pass"
     )
-    chat = SlowChat(fake_chat_model([FIRST_DRAFT, REVISION] * 6), delay_s=0.04)
+    chat = SlowChat(fake_chat_model(SCRIPT * 6), delay_s=0.04)
     assembly = build_copilot(settings, chat=chat)
     demo = build_ui(assembly)
     url = launch(demo, "127.0.0.1", free_port())
@@ -149,12 +151,12 @@ def test_agent_desk_and_workshop(app: tuple[str, Settings], browser: Any) -> Non
     }, 15); }""")
     textarea(page, "message").fill(MESSAGE)
     page.locator("#draft-button").click()
-    wait_value(page, "draft", "v.includes('email you on Thursday')")
+    wait_value(page, "draft", "v.includes('I can see why')")
     page.wait_for_function("() => document.querySelector('#stage').innerText.includes('clean')", timeout=30_000)
     seen: list[str] = page.evaluate("() => window.__seen")
     partial_first = [v for v in seen if FIRST_DRAFT.startswith(v) and len(v) < len(FIRST_DRAFT)]
     assert partial_first, f"the first draft never showed partially (seen: {seen[:5]})"
-    assert any(REVISION.startswith(v) and len(v) < len(REVISION) for v in seen)
+    assert REVISION in seen, "the revised draft replaces the first one in the box"
 
     # The first round's findings are marked on its text in the "Earlier rounds" accordion.
     page.locator("#revisions-accordion").get_by_text("Earlier rounds").click()
@@ -282,7 +284,7 @@ def test_workshop_evals_and_compare(app: tuple[str, Settings], browser: Any) -> 
         "() => document.querySelector('#ws-compare-report').innerText.includes('blame.recall')", timeout=60_000
     )
     compared = page.locator("#ws-compare-report")
-    assert "Nothing was saved" in compared.inner_text()
+    assert "Nothing was saved" in compared.inner_text() and "Changed: blame.recall" in compared.inner_text()
     headers = compared.locator("th").all_inner_texts()
     assert [h.strip() for h in headers[:4]] == ["metric", "edited", "saved", "change"]
     recall = compared.locator("tr", has_text="blame.recall").first.locator("td").all_inner_texts()
