@@ -43,6 +43,19 @@ def settings(tmp_path: Path) -> Settings:
     return load_settings({"COPILOT_DATA_DIR": str(tmp_path / "data")})
 
 
+def project_settings(tmp: Path, **extra: str) -> Settings:
+    """Settings over a private copy of prompts/ and knowledge/, so saves never touch the repo."""
+    shutil.copytree(ROOT / "prompts", tmp / "prompts")
+    shutil.copytree(ROOT / "knowledge", tmp / "knowledge")
+    env = {
+        "COPILOT_DATA_DIR": str(tmp / "data"),
+        "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
+        "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"),
+        **extra,
+    }
+    return load_settings(env)
+
+
 @pytest.fixture(scope="session")
 def indexed(embedder: MiniLMEmbeddings, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     """An embedded Chroma holding the repo's knowledge base, built once per session."""

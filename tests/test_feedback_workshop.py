@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import shutil
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import project_settings
 
 from copilot.errors import CopilotError, DataFileError, InputError
 from copilot.feedback import FeedbackStore, summary_markdown
-from copilot.settings import Settings, load_settings
+from copilot.settings import Settings
 from copilot.ui import apply_fix, highlight_value, md_escape
 from copilot.workshop import Workshop, authorize, workshop_enabled
 
@@ -131,17 +130,7 @@ def test_feedback_summary(tmp_path: Path) -> None:
 @pytest.fixture
 def project(tmp_path: Path) -> Settings:
     """A private copy of prompts/ and knowledge/ with trainer credentials."""
-    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
-    shutil.copytree(ROOT / "knowledge", tmp_path / "knowledge")
-    return load_settings(
-        {
-            "COPILOT_DATA_DIR": str(tmp_path / "data"),
-            "COPILOT_PROMPTS_DIR": str(tmp_path / "prompts"),
-            "COPILOT_KNOWLEDGE_DIR": str(tmp_path / "knowledge"),
-            "COPILOT_WORKSHOP_USER": "trainer",
-            "COPILOT_WORKSHOP_PASSWORD": "pa ss",
-        }
-    )
+    return project_settings(tmp_path, COPILOT_WORKSHOP_USER="trainer", COPILOT_WORKSHOP_PASSWORD="pa ss")
 
 
 def test_files_are_the_prompt_library(project: Settings) -> None:

@@ -8,7 +8,6 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
-import shutil  # noqa: E402
 import threading  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -16,10 +15,10 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import ROOT, free_port, wait_http  # noqa: E402
+from conftest import free_port, project_settings, wait_http  # noqa: E402
 
 from copilot.assembly import build_copilot  # noqa: E402
-from copilot.settings import Settings, load_settings  # noqa: E402
+from copilot.settings import Settings  # noqa: E402
 from copilot.testing import fake_chat_model  # noqa: E402
 
 FIRST_DRAFT = (
@@ -33,19 +32,6 @@ SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
 REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
 MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 USER, PASSWORD = "trainer", "correct horse"
-
-
-def project_settings(tmp: Path, **extra: str) -> Settings:
-    """Settings over a private copy of prompts/ and knowledge/, so saves never touch the repo."""
-    shutil.copytree(ROOT / "prompts", tmp / "prompts")
-    shutil.copytree(ROOT / "knowledge", tmp / "knowledge")
-    env = {
-        "COPILOT_DATA_DIR": str(tmp / "data"),
-        "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
-        "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"),
-        **extra,
-    }
-    return load_settings(env)
 
 
 def serve(settings: Settings, replies: list[str], with_index: bool = True) -> tuple[str, Any, Any]:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT, free_port, project_settings, wait_http
 
 from copilot.assembly import build_copilot
 from copilot.llm import ChatMessage, ChatModel
-from copilot.settings import Settings, load_settings
+from copilot.settings import Settings
 from copilot.testing import fake_chat_model
 
 pytestmark = pytest.mark.browser
@@ -60,19 +59,6 @@ class SlowChat:
         for delta in self.inner.stream(messages, **options):
             time.sleep(self.delay_s)
             yield delta
-
-
-def project_settings(tmp: Path, **extra: str) -> Settings:
-    """Settings over a private copy of prompts/ and knowledge/, so workshop saves never touch the repo."""
-    shutil.copytree(ROOT / "prompts", tmp / "prompts")
-    shutil.copytree(ROOT / "knowledge", tmp / "knowledge")
-    env = {
-        "COPILOT_DATA_DIR": str(tmp / "data"),
-        "COPILOT_PROMPTS_DIR": str(tmp / "prompts"),
-        "COPILOT_KNOWLEDGE_DIR": str(tmp / "knowledge"),
-        **extra,
-    }
-    return load_settings(env)
 
 
 @pytest.fixture(scope="module")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from conftest import project_settings
 
 from copilot.assembly import Assembly
 from copilot.checker import Checker
@@ -14,7 +13,7 @@ from copilot.embeddings import MiniLMEmbeddings
 from copilot.errors import DataFileError
 from copilot.pipeline import Copilot
 from copilot.prompts import PromptLibrary
-from copilot.settings import Settings, load_settings
+from copilot.settings import Settings
 from copilot.testing import echo_chat_model
 from copilot.workshop import Workshop, suite_for
 
@@ -24,15 +23,7 @@ RULE = "blame.customer-should-have"
 @pytest.fixture
 def project(tmp_path: Path) -> Settings:
     """A private copy of prompts/ and knowledge/ (the evals are the repo's)."""
-    shutil.copytree(ROOT / "prompts", tmp_path / "prompts")
-    shutil.copytree(ROOT / "knowledge", tmp_path / "knowledge")
-    return load_settings(
-        {
-            "COPILOT_DATA_DIR": str(tmp_path / "data"),
-            "COPILOT_PROMPTS_DIR": str(tmp_path / "prompts"),
-            "COPILOT_KNOWLEDGE_DIR": str(tmp_path / "knowledge"),
-        }
-    )
+    return project_settings(tmp_path)
 
 
 def snapshot(folder: Path) -> dict[str, tuple[bytes, int]]:
