@@ -161,6 +161,7 @@ def build_copilot(
         retriever = make_retriever(settings, embedder, store)
         retriever.warm()  # load the embedding model and keyword index now, not on the agent's first request
     server = None
+    injected_chat = chat
     if chat is None and with_model:
         if settings.uses_embedded_model:
             server = start_local_server(settings, progress=progress)
@@ -177,7 +178,10 @@ def build_copilot(
         seed=settings.seed,
         max_message_chars=settings.max_message_chars,
         before_model_call=server.ensure_running if server is not None else None,
-        redact_pii=should_redact(settings.redact_pii, settings.openai_base_url, embedded=server is not None),
+        # An injected chat model (tests, embedding apps) runs in this process: mask only when asked to.
+        redact_pii=should_redact(settings.redact_pii, settings.openai_base_url, embedded=server is not None)
+        if injected_chat is None
+        else settings.redact_pii == "on",
     )
     return Assembly(
         settings=settings,

@@ -88,7 +88,10 @@ class EchoChatModel(GenericFakeChatModel):
     """
 
     messages: Iterator[Any] = Field(default_factory=lambda: iter(()))
-    template: str = "Hello, I'm sorry about {ref}. I have fixed it today and I'll email you on Friday to confirm."
+    template: str = (
+        "Hello, I'm sorry your parcel {ref} is so late. I've chased it today and I'll email you on Friday to "
+        "confirm it has arrived."
+    )
     pattern: str = r"REF-[A-Za-z0-9]+"
     seconds_per_chunk: float = 0.0
 
