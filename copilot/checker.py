@@ -638,33 +638,44 @@ class _SentenceModel:
             str(c): {str(k): float(v) for k, v in w.items()} for c, w in data["weights"].items()
         }
         self.intercepts: dict[str, float] = {str(c): float(v) for c, v in data["intercepts"].items()}
-        self._cache: dict[str, tuple[dict[str, float], float]] = {}
+        # term -> [(category, weight)]: one dictionary lookup per n-gram serves every category.
+        self.by_term: dict[str, list[tuple[str, float]]] = {}
+        for category, weights in self.weights.items():
+            for term, weight in weights.items():
+                self.by_term.setdefault(term, []).append((category, weight))
+        self._cache: dict[str, dict[str, float]] = {}
 
-    def features(self, sentence: str) -> tuple[dict[str, float], float]:
-        """TF-IDF values of the sentence's known n-grams and their L2 norm; cached, as every category asks."""
+    def probabilities(self, sentence: str) -> dict[str, float]:
+        """P(category | sentence) for every category in one pass, as the trainer's vectorizer and model compute it.
+
+        Cached per sentence: the three classifier rules ask about the same sentences.
+        """
         cached = self._cache.get(sentence)
         if cached is not None:
             return cached
         tokens = self.token.findall(sentence.lower())
         counts: dict[str, int] = {}
+        idf = self.idf
         for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]:
-            if gram in self.idf:
+            if gram in idf:
                 counts[gram] = counts.get(gram, 0) + 1
-        values = {g: (1.0 + math.log(n)) * self.idf[g] for g, n in counts.items()}
-        result = (values, math.sqrt(sum(v * v for v in values.values())) or 1.0)
-        if len(self._cache) > 2048:
+        result = dict.fromkeys(self.intercepts, 0.0)
+        if counts:
+            values = {g: (1.0 + math.log(n)) * idf[g] for g, n in counts.items()}
+            norm = math.sqrt(sum(v * v for v in values.values())) or 1.0
+            z = dict(self.intercepts)
+            for gram, value in values.items():
+                for category, weight in self.by_term.get(gram, ()):
+                    z[category] += value * weight / norm
+            result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in z.items()}
+        if len(self._cache) > 4096:
             self._cache.clear()
         self._cache[sentence] = result
         return result
 
     def probability(self, sentence: str, category: str) -> float:
-        """P(category | sentence), computed exactly as the trainer's vectorizer and model would."""
-        values, norm = self.features(sentence)
-        if not values:
-            return 0.0
-        weights = self.weights.get(category, {})
-        z = self.intercepts.get(category, 0.0) + sum(v * weights.get(g, 0.0) for g, v in values.items()) / norm
-        return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+        """P(category | sentence)."""
+        return self.probabilities(sentence).get(category, 0.0)
 
 
 _MODELS: dict[Path, _SentenceModel] = {}
@@ -699,10 +710,11 @@ class ClassifierRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         for start, end in doc.sentences:
-            if self.unless and _any(self.unless, doc, start, end):
-                continue
             # doc.scan has quotations blanked, so the customer's quoted words never count against the agent.
-            if self.model.probability(doc.scan[start:end], self.category) > self.threshold:
+            # The model is cheap and usually says no; the exception patterns only run when it says yes.
+            if self.model.probability(doc.scan[start:end], self.category) <= self.threshold:
+                continue
+            if not (self.unless and _any(self.unless, doc, start, end)):
                 yield start, end
 
 
