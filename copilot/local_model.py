@@ -196,6 +196,21 @@ def _tail(path: Path, lines: int = 15) -> str:
     return "\n".join(text.rstrip().splitlines()[-lines:]) or "(empty log)"
 
 
+def _running(pid: int) -> bool:
+    """True while the process exists and is not a zombie waiting for its parent to reap it."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8").rsplit(")", 1)[1].split()[0]
+        return state not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except (OSError, IndexError):  # no /proc (not Linux): fall back to a signal-0 probe
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
 class LocalModelServer:
     """llama-cpp-python's OpenAI-compatible server as a supervised child process on loopback."""
 
@@ -236,6 +251,7 @@ class LocalModelServer:
         self._log: IO[bytes] | None = None
         self._lock = threading.RLock()
         self.started_s: float | None = None  # how long the last start took, for the UI and benchmarks
+        self._pid_file = self.log_path.with_name(f"{self.log_path.name}.pid")
 
     def command(self) -> list[str]:
         """The exact command line that starts the server."""
@@ -273,8 +289,11 @@ class LocalModelServer:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             self._log = self.log_path.open("ab")
             began = time.monotonic()
+            self._pid_file.unlink(missing_ok=True)
+            # The guard stops the server if this process dies without calling stop() (a SIGKILL, a crash).
+            guard = [sys.executable, "-m", "copilot.server_guard", str(os.getpid()), str(self._pid_file), "--"]
             self._process = subprocess.Popen(
-                self.command(),
+                guard + self.command(),
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -336,13 +355,22 @@ class LocalModelServer:
             self._log = None
 
     def is_alive(self) -> bool:
-        """Whether the server process is running."""
-        return self._process is not None and self._process.poll() is None
+        """Whether the server is running: its guard and the model server under it."""
+        if self._process is None or self._process.poll() is not None:
+            return False
+        try:
+            child = int(self._pid_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return True  # still starting: the guard has not written the pid yet
+        return _running(child)
 
     @property
     def pid(self) -> int | None:
-        """The server's process id while it runs."""
-        return self._process.pid if self.is_alive() and self._process is not None else None
+        """The model server's own process id while it runs (its guard's child)."""
+        try:
+            return int(self._pid_file.read_text(encoding="utf-8")) if self.is_alive() else None
+        except (OSError, ValueError):
+            return None
 
     def ensure_running(self) -> None:
         """Restart the server if its process died (cheap when it is running)."""

@@ -125,3 +125,40 @@ def test_dead_server_is_restarted(local_server: LocalModelServer) -> None:
 def test_only_loopback(model_file: Path) -> None:
     with pytest.raises(CopilotError, match="loopback"):
         LocalModelServer(model_file, host="0.0.0.0")
+
+
+@pytest.mark.llm
+def test_server_stops_when_the_app_is_killed(model_file: Path, tmp_path: Path) -> None:
+    """A SIGKILLed app can't clean up; the guard process must stop the model server for it."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from copilot.local_model import LocalModelServer\n"
+        f"server = LocalModelServer(Path({str(model_file)!r}), log_path=Path({str(tmp_path / 'llama.log')!r}))\n"
+        "server.start()\n"
+        "print(server.pid, flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    app = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert app.stdout is not None
+        server_pid = int(app.stdout.readline())
+        os.kill(server_pid, 0)  # the server is running
+        app.kill()
+        app.wait(10)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.kill(server_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
+        else:
+            os.kill(server_pid, signal.SIGKILL)
+            raise AssertionError("the model server outlived the app that started it")
+    finally:
+        if app.poll() is None:
+            app.kill()
