@@ -29,5 +29,9 @@ def example_values(library: PromptLibrary, prompt_id: str) -> dict[str, str]:
         "signals": as_text(analysis.signals),
         "draft": SAMPLE_DRAFT,
         "findings": as_text(['"sorry for any inconvenience" — a generic apology. Instead: name the actual problem.']),
+        # The revise prompt works on one blocked sentence at a time.
+        "sentence": "I'm sorry for any inconvenience, but the courier broke it.",
+        "problem": "A generic apology that names no problem, and an excuse that blames the courier.",
+        "fix": "Name the actual problem and say what you will do about it.",
     }
     return {k: v for k, v in values.items() if k in library.get(prompt_id).header.inputs}

@@ -39,11 +39,6 @@ _VERSION = re.compile(r"^\d{8}T\d{6}\.\d{6}Z$")
 _TITLE = re.compile(r'^title:\s*"?(.*?)"?\s*$', re.MULTILINE)
 # How many of evals/drafts.yaml's messages a prompt comparison drafts with each version.
 COMPARE_DRAFTS_LIMIT = 3
-_REVISE_SAMPLE = {
-    "sentence": "I'm sorry for any inconvenience, but the courier broke it.",
-    "problem": "a generic apology that names no problem, and an excuse that blames the courier",
-    "fix": 'name the actual problem and own it, e.g. "I\'m sorry your order arrived broken again."',
-}
 NEEDS_MODEL_MESSAGE = (
     "Comparing prompts needs the model: the drafts suite writes replies with each version, and no model is "
     "running in this session. Below is what changes in what the model would receive for the sample message."
@@ -403,10 +398,7 @@ class Workshop:
 def _rendered(library: PromptLibrary, prompt_id: str) -> str:
     """A prompt of the library rendered for the sample message, as the model would receive it."""
     prompt = library.get(prompt_id)
-    # example_values covers the drafting inputs; the revise prompt also needs the blocked sentence and its finding.
-    values = {k: v for k, v in _REVISE_SAMPLE.items() if k in prompt.header.inputs}
-    values.update(example_values(library, prompt_id))
-    system, user = prompt.render(values)
+    system, user = prompt.render(example_values(library, prompt_id))
     return f"# system\n{system}\n\n# user\n{user}"
 
 

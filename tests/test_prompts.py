@@ -141,3 +141,18 @@ def test_environment_overrides_settings() -> None:
     assert settings.top_k == 5 and settings.openai_base_url == "http://127.0.0.1:9/v1" and settings.model == "m"
     assert not settings.uses_embedded_model
     assert load_settings({}).uses_embedded_model
+
+
+@pytest.mark.parametrize("name", ["draft", "revise"])
+def test_every_prompt_previews_with_the_sample_message(name: str) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "copilot.cli", "prompts", "show", name, "--example"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-1000:]
+    assert "--- system" in out.stdout and "--- user" in out.stdout and "{{" not in out.stdout
