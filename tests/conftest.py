@@ -30,6 +30,18 @@ from copilot.settings import PROJECT_ROOT, Settings, load_settings  # noqa: E402
 
 ROOT = PROJECT_ROOT
 
+# A scripted model run for the app tests: a flagged first draft, then one fix per blocked sentence.
+FIRST_DRAFT = (
+    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. "
+    "I'll email you on Thursday to confirm it arrived."
+)
+# Blocked sentences are revised one at a time, last first, and spliced back into the draft.
+FIX_BLAME = "I've sent a replacement by express today."
+FIX_APOLOGY = "Hi Dana, I can see why a broken order is so frustrating."
+SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
+REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
+MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
+
 
 @pytest.fixture(scope="session")
 def embedder() -> MiniLMEmbeddings:

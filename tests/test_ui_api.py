@@ -15,22 +15,12 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import pytest  # noqa: E402
-from conftest import free_port, project_settings, wait_http  # noqa: E402
+from conftest import FIRST_DRAFT, MESSAGE, REVISION, SCRIPT, free_port, project_settings, wait_http  # noqa: E402
 
 from copilot.assembly import build_copilot  # noqa: E402
 from copilot.settings import Settings  # noqa: E402
 from copilot.testing import fake_chat_model  # noqa: E402
 
-FIRST_DRAFT = (
-    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. "
-    "I'll email you on Thursday to confirm it arrived."
-)
-# Blocked sentences are revised one at a time, last first, and spliced back into the draft.
-FIX_BLAME = "I've sent a replacement by express today."
-FIX_APOLOGY = "Hi Dana, I can see why a broken order is so frustrating."
-SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
-REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
-MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 USER, PASSWORD = "trainer", "correct horse"
 
 

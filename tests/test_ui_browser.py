@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, free_port, project_settings, wait_http
+from conftest import FIRST_DRAFT, MESSAGE, REVISION, ROOT, SCRIPT, free_port, project_settings, wait_http
 
 from copilot.assembly import build_copilot
 from copilot.llm import ChatMessage, ChatModel
@@ -18,16 +18,6 @@ from copilot.testing import fake_chat_model
 
 pytestmark = pytest.mark.browser
 
-FIRST_DRAFT = (
-    "Hi Dana, I'm sorry for any inconvenience. You should have chosen insured shipping. "
-    "I'll email you on Thursday to confirm it arrived."
-)
-# Blocked sentences are revised one at a time, last first, and spliced back into the draft.
-FIX_BLAME = "I've sent a replacement by express today."
-FIX_APOLOGY = "Hi Dana, I can see why a broken order is so frustrating."
-SCRIPT = [FIRST_DRAFT, FIX_BLAME, FIX_APOLOGY]
-REVISION = f"{FIX_APOLOGY} {FIX_BLAME} I'll email you on Thursday to confirm it arrived."
-MESSAGE = "My order arrived broken AGAIN. I paid for express shipping and I want this fixed now. — Dana"
 HOSTILE = "<script>alert(1)</script><b>x</b> My parcel never arrived and nobody answers the phone."
 # The marked spans of the main HighlightedText as [text, style] pairs; defensiveness is drawn in orange.
 MARKED = (
