@@ -20,13 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-OFFLINE = {
-    "HF_HUB_OFFLINE": "1",
-    "TRANSFORMERS_OFFLINE": "1",
-    "HF_HUB_DISABLE_TELEMETRY": "1",
-    "GRADIO_ANALYTICS_ENABLED": "False",
-    "ANONYMIZED_TELEMETRY": "False",
-}
+from copilot.settings import OFFLINE_ENV as OFFLINE  # noqa: E402
 
 # One timed start, run in a child so imports are cold (as for `copilot ui`); prints the phases as JSON.
 CHILD = r"""

@@ -10,19 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-# Nothing may reach a model hub or send telemetry, whatever the caller's environment says.
-for _name, _value in (
-    ("HF_HUB_OFFLINE", "1"),
-    ("TRANSFORMERS_OFFLINE", "1"),
-    ("HF_HUB_DISABLE_TELEMETRY", "1"),
-    ("GRADIO_ANALYTICS_ENABLED", "False"),
-    ("ANONYMIZED_TELEMETRY", "False"),
-    ("TOKENIZERS_PARALLELISM", "false"),
-):
-    os.environ.setdefault(_name, _value)
+from copilot.errors import CopilotError
+from copilot.settings import OFFLINE_ENV, Settings, load_settings
 
-from copilot.errors import CopilotError  # noqa: E402
-from copilot.settings import Settings, load_settings  # noqa: E402
+# Heavy libraries are imported inside the commands, after this: nothing may reach a model hub or send telemetry.
+for _name, _value in OFFLINE_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 EXIT_OK, EXIT_FLAGGED, EXIT_USAGE, EXIT_ERROR = 0, 1, 2, 3
 

@@ -16,6 +16,15 @@ from copilot.errors import DataFileError, yaml_error
 # The source checkout holds the trainer-edited folders; the package is installed editable from it.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULTS_FILE = Path(__file__).with_name("defaults.yaml")
+# Nothing may reach a model hub or send telemetry: set by the CLI, the tests and the benchmarks before heavy imports.
+OFFLINE_ENV = {
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",
+    "GRADIO_ANALYTICS_ENABLED": "False",
+    "ANONYMIZED_TELEMETRY": "False",
+    "TOKENIZERS_PARALLELISM": "false",
+}
 
 
 def default_data_dir() -> Path:

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import os
 
+from copilot.settings import OFFLINE_ENV  # settings imports nothing heavy
+
 # Set before anything imports huggingface or gradio: tests must never reach a hub.
-for _name, _value in (
-    ("HF_HUB_OFFLINE", "1"),
-    ("TRANSFORMERS_OFFLINE", "1"),
-    ("HF_HUB_DISABLE_TELEMETRY", "1"),
-    ("GRADIO_ANALYTICS_ENABLED", "False"),
-    ("ANONYMIZED_TELEMETRY", "False"),
-):
-    os.environ[_name] = _value
+os.environ.update(OFFLINE_ENV)
 
 import shutil  # noqa: E402
 import socket  # noqa: E402
