@@ -9,8 +9,6 @@ from __future__ import annotations
 import bisect
 import difflib
 import importlib
-import json
-import math
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +18,7 @@ from typing import Annotated, Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from copilot.classifier import SentenceModel
 from copilot.errors import DataFileError
 
 Category = Literal["blame", "defensiveness", "empty_apology", "coaching", "commitment"]
@@ -79,9 +78,11 @@ _TRIM = " \t\n,.;:!?-\u2013\u2014"
 _ABBREVIATION_WORD = re.compile(r"([\w.]+)\.$")
 _WORD = re.compile(r"\w+")
 # The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
-# without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes.
+# without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes. The regex
+# compiler (stdlib, private) tells which patterns re itself can skip ahead in (see _starts).
 try:
     _sre_parse: Any = importlib.import_module("re._parser")
+    _sre_compiler: Any = importlib.import_module("re._compiler")
 except ImportError:  # pragma: no cover - Python < 3.11 names it sre_parse
     _sre_parse = None
 
@@ -246,11 +247,25 @@ _TOP_LEVEL_KEYS = ("rules", "vocabulary")
 class _Doc:
     """A text split into sentences, with quotations blanked out and sentence breaks turned into newlines.
 
-    Also caches what several rules ask about the same text: its words, which required-word groups it satisfies,
-    clause boundaries and the matches of shared patterns (the apology word is looked up once, not once per rule).
+    Also caches what several rules ask about the same text: its words and where they start, which required-word
+    groups it satisfies, clause boundaries and the matches of shared patterns (the apology word is looked up once,
+    not once per rule).
     """
 
-    __slots__ = ("text", "scan", "sentences", "starts", "words", "_bounds", "_sat", "_unsat", "_found", "_memo")
+    __slots__ = (
+        "text",
+        "scan",
+        "sentences",
+        "starts",
+        "words",
+        "_bounds",
+        "_sat",
+        "_unsat",
+        "_found",
+        "_memo",
+        "_keyed",
+        "_short",
+    )
 
     def __init__(self, text: str) -> None:
         self.text = text
@@ -277,7 +292,22 @@ class _Doc:
         self.scan = _lower("".join(pieces).replace("\u2019", "'"))
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
-        self.words = frozenset(_WORD.findall(self.scan))
+        # The words, and where each starts by its first _START_SIZE characters (see _starts), from one pass.
+        scan = self.scan
+        words: list[str] = []
+        keyed: dict[str, list[int]] = {}
+        for m in _WORD.finditer(scan):
+            p = m.start()
+            words.append(m.group())
+            key = scan[p : p + _START_SIZE]
+            at = keyed.get(key)
+            if at is None:
+                keyed[key] = [p]
+            else:
+                at.append(p)
+        self.words = frozenset(words)
+        self._keyed = keyed
+        self._short: dict[int, dict[str, list[list[int]]]] = {}
         self._bounds: list[int] | None = None
         # Required-word groups (see _required_literals) this text has, from one pass over its words.
         sat: set[int] = set()
@@ -289,6 +319,42 @@ class _Doc:
         self._found: dict[int, list[re.Match[str]]] = {}
         self._memo: dict[tuple[int, int], bool] = {}
 
+    def candidates(self, starts: _Starts) -> list[list[int]]:
+        """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
+        ascending positions, one per string found (at the start of a word, or anywhere for one such as ", not")."""
+        found: list[list[int]] = []
+        for size, keys in starts:
+            if size == _START_SIZE:
+                keyed = self._keyed
+                found.extend(keyed[k] for k in keyed.keys() & keys)
+            elif size:
+                short = self._short.get(size) or self._shorten(size)
+                for k in short.keys() & keys:
+                    found.extend(short[k])
+            else:
+                scan = self.scan
+                for key in keys:
+                    at = []
+                    p = scan.find(key)
+                    while p >= 0:
+                        at.append(p)
+                        p = scan.find(key, p + 1)
+                    if at:
+                        found.append(at)
+        return found
+
+    def _shorten(self, size: int) -> dict[str, list[list[int]]]:
+        """The word starts by their first ``size`` characters, fewer than _START_SIZE."""
+        short: dict[str, list[list[int]]] = {}
+        for key, at in self._keyed.items():
+            lists = short.get(key[:size])
+            if lists is None:
+                short[key[:size]] = [at]
+            else:
+                lists.append(at)
+        self._short[size] = short
+        return short
+
     def may_match(self, needs: _Needs) -> bool:
         """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
         sat = self._sat
@@ -297,20 +363,28 @@ class _Doc:
                 continue
             if group in self._unsat:
                 return False
-            scan = self.scan
-            if any(s in scan for s in _GROUP_SUBS[group]):
-                sat.add(group)
-                continue
+            subs = _GROUP_SUBS[group]
+            if subs:
+                scan = self.scan
+                if any(s in scan for s in subs):
+                    sat.add(group)
+                    continue
             self._unsat.add(group)
             return False
         return True
 
-    def matches(self, rx: re.Pattern[str], needs: _Needs = ()) -> list[re.Match[str]]:
+    def matches(self, rx: re.Pattern[str]) -> list[re.Match[str]]:
         """All non-empty matches of ``rx`` that start on a word boundary, cached for the rules sharing ``rx``."""
         key = id(rx)
         found = self._found.get(key)
         if found is None:
-            found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()] if self.may_match(needs) else []
+            needs, starts = _INFO.get(key, _NO_INFO)
+            if not self.may_match(needs):
+                found = []
+            elif starts is None:
+                found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()]
+            else:
+                found = _matches_at(rx, self.scan, self.candidates(starts))
             self._found[key] = found
         return found
 
@@ -456,6 +530,46 @@ def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None =
         pos = m.end() if m.end() > m.start() else m.end() + 1
 
 
+def _matches_at(rx: re.Pattern[str], scan: str, groups: list[list[int]]) -> list[re.Match[str]]:
+    """What ``_finditer(rx, scan)`` yields when matches of ``rx`` can only start at the positions in ``groups``.
+
+    Rather than searching every position of the text, a pattern whose matches begin with known strings (see
+    _starts) is tried only where those strings begin a word (see _Doc.candidates). Keeping the earliest of
+    overlapping matches, then the earliest after it, gives finditer's leftmost, non-overlapping matches.
+    """
+    match = rx.match
+    found = [m for at in groups for p in at if (m := match(scan, p)) is not None]
+    return _leftmost(found) if len(found) > 1 else found
+
+
+def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
+    """The matches finditer keeps of these: the earliest, then the earliest starting after it ends, and so on."""
+    found.sort(key=_match_start)
+    kept = []
+    after = -1
+    for m in found:
+        if m.start() >= after:
+            kept.append(m)
+            after = m.end()
+    return kept
+
+
+def _match_start(m: re.Match[str]) -> int:
+    return m.start()
+
+
+def _found(rx: re.Pattern[str], doc: _Doc) -> bool:
+    """True when ``_finditer(rx, doc.scan)`` yields anything (an empty match too)."""
+    needs, starts = _INFO.get(id(rx), _NO_INFO)
+    if not doc.may_match(needs):
+        return False
+    if starts is None:
+        return next(_finditer(rx, doc.scan), None) is not None
+    match = rx.match
+    scan = doc.scan
+    return any(match(scan, p) is not None for at in doc.candidates(starts) for p in at)
+
+
 def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
     """True when any pattern matches inside a whole sentence (^ and $ are the sentence's ends)."""
     for p in patterns:
@@ -488,21 +602,40 @@ def _any_in_clause(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, e
 class PhraseRule(Rule):
     """Sentence-level regex rule with same-sentence, same-clause and next-sentence exceptions."""
 
-    parts: tuple[tuple[re.Pattern[str], _Needs], ...] = field(default=(), compare=False, repr=False)
+    parts: tuple[_Part, ...] = field(default=(), compare=False, repr=False)
     unless: tuple[re.Pattern[str], ...] = ()
     unless_before: tuple[re.Pattern[str], ...] = ()
     unless_next: tuple[re.Pattern[str], ...] = ()
 
     def _matches(self, doc: _Doc) -> list[re.Match[str]]:
-        """Matches of all patterns, earliest first, skipping patterns whose required words are absent."""
+        """Matches of all patterns, earliest first, skipping patterns whose required words or starts are absent."""
         found: list[re.Match[str]] = []
         hits = 0
-        for rx, needs in self.parts:
-            if doc.may_match(needs):
-                more = [m for m in _finditer(rx, doc.scan) if m.end() > m.start()]
-                if more:
-                    found.extend(more)
-                    hits += 1
+        sat = doc._sat
+        scan = doc.scan
+        keyed = doc._keyed
+        present = keyed.keys()
+        # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
+        for rx, words, others, keys, starts in self.parts:
+            if not words <= sat:
+                continue
+            if keys is not None:
+                hit = present & keys
+                if not hit or (others and not doc.may_match(others)):
+                    continue
+                more = _matches_at(rx, scan, [keyed[k] for k in hit])
+            elif starts is not None:
+                groups = doc.candidates(starts)
+                if not groups or (others and not doc.may_match(others)):
+                    continue
+                more = _matches_at(rx, scan, groups)
+            else:
+                if others and not doc.may_match(others):
+                    continue
+                more = [m for m in _finditer(rx, scan) if m.end() > m.start()]
+            if more:
+                found.extend(more)
+                hits += 1
         if hits > 1:
             found.sort(key=lambda m: (m.start(), -m.end()))
         return found
@@ -539,7 +672,7 @@ class ApologyRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield from the apology word to the end of the offending continuation."""
-        for a in doc.matches(self.anchor, _NEEDS.get(id(self.anchor), ())):
+        for a in doc.matches(self.anchor):
             idx = doc.sentence_of(a.start())
             s_start, s_end = doc.sentences[idx]
             m = self.regex.match(doc.scan, a.end(), s_end)
@@ -568,7 +701,7 @@ class MissingRule(Rule):
         """Yield the first or last sentence when nothing in the text matches."""
         if len(doc.sentences) < self.min_sentences:
             return
-        if doc.may_match(_NEEDS.get(id(self.regex), ())) and next(_finditer(self.regex, doc.scan), None) is not None:
+        if _found(self.regex, doc):
             return
         yield doc.sentences[0] if self.point_at == "first" else doc.sentences[-1]
 
@@ -602,7 +735,7 @@ class ActionCountRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield the first action over the limit, or the first sentence when there is none."""
-        actions = [m.span() for m in doc.matches(self.regex, _NEEDS.get(id(self.regex), ()))]
+        actions = [m.span() for m in doc.matches(self.regex)]
         if len(actions) > self.max:
             yield actions[self.max]
         elif len(actions) < self.min and len(doc.sentences) >= self.min_sentences:
@@ -627,84 +760,34 @@ class LongSentenceRule(Rule):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-class _SentenceModel:
-    """TF-IDF + logistic regression, read from JSON and evaluated in plain Python (no scikit-learn at run time)."""
-
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path = path
-        self.token = re.compile(str(data["token_pattern"]))
-        self.idf: dict[str, float] = {str(k): float(v) for k, v in data["idf"].items()}
-        self.weights: dict[str, dict[str, float]] = {
-            str(c): {str(k): float(v) for k, v in w.items()} for c, w in data["weights"].items()
-        }
-        self.intercepts: dict[str, float] = {str(c): float(v) for c, v in data["intercepts"].items()}
-        # term -> [(category, weight)]: one dictionary lookup per n-gram serves every category.
-        self.by_term: dict[str, list[tuple[str, float]]] = {}
-        for category, weights in self.weights.items():
-            for term, weight in weights.items():
-                self.by_term.setdefault(term, []).append((category, weight))
-        self._cache: dict[str, dict[str, float]] = {}
-
-    def probabilities(self, sentence: str) -> dict[str, float]:
-        """P(category | sentence) for every category in one pass, as the trainer's vectorizer and model compute it.
-
-        Cached per sentence: the three classifier rules ask about the same sentences.
-        """
-        cached = self._cache.get(sentence)
-        if cached is not None:
-            return cached
-        tokens = self.token.findall(sentence.lower())
-        counts: dict[str, int] = {}
-        idf = self.idf
-        for gram in tokens + [f"{a} {b}" for a, b in zip(tokens, tokens[1:], strict=False)]:
-            if gram in idf:
-                counts[gram] = counts.get(gram, 0) + 1
-        result = dict.fromkeys(self.intercepts, 0.0)
-        if counts:
-            values = {g: (1.0 + math.log(n)) * idf[g] for g, n in counts.items()}
-            norm = math.sqrt(sum(v * v for v in values.values())) or 1.0
-            z = dict(self.intercepts)
-            for gram, value in values.items():
-                for category, weight in self.by_term.get(gram, ()):
-                    z[category] += value * weight / norm
-            result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in z.items()}
-        if len(self._cache) > 4096:
-            self._cache.clear()
-        self._cache[sentence] = result
-        return result
-
-    def probability(self, sentence: str, category: str) -> float:
-        """P(category | sentence)."""
-        return self.probabilities(sentence).get(category, 0.0)
+# Loaded once per file version: the workshop reloads rules after every save, a retrained model is picked up.
+_MODELS: dict[tuple[Path, int], SentenceModel] = {}
 
 
-_MODELS: dict[Path, _SentenceModel] = {}
-
-
-def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> _SentenceModel:
+def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> SentenceModel:
     path = path.resolve()
-    if path not in _MODELS:
-        if not path.is_file():
-            raise located.error(
-                (*loc, "model"),
-                f"model file {path.name!r} not found beside the rules",
-                "train it: python scripts/train_checker_classifier.py",
-            )
+    if not path.is_file():
+        raise located.error(
+            (*loc, "model"),
+            f"model file {path.name!r} not found beside the rules",
+            "train it: python scripts/train_checker_classifier.py",
+        )
+    key = (path, path.stat().st_mtime_ns)
+    if key not in _MODELS:
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            _MODELS[path] = _SentenceModel(path, data)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            _MODELS[key] = SentenceModel.load(path)
+        except (OSError, ValueError) as exc:
             raise located.error(
                 (*loc, "model"),
                 f"model file {path.name!r} is not a valid classifier ({exc})",
                 "retrain it: python scripts/train_checker_classifier.py",
             ) from exc
-    return _MODELS[path]
+    return _MODELS[key]
 
 
 @dataclass(frozen=True)
 class ClassifierRule(Rule):
-    model: _SentenceModel = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
+    model: SentenceModel = field(default=None, compare=False, repr=False)  # type: ignore[assignment]
     threshold: float = 0.6
     unless: tuple[re.Pattern[str], ...] = ()
 
@@ -869,6 +952,9 @@ class _Vocabulary:
 # them by id), and each pattern's required words are worked out once. Both live as long as the process.
 _INTERNED: dict[str, re.Pattern[str]] = {}
 _NEEDS: dict[int, _Needs] = {}
+# id -> (required-word groups, how its matches start or None), for the rules' scans.
+_INFO: dict[int, tuple[_Needs, _Starts | None]] = {}
+_NO_INFO: tuple[_Needs, _Starts | None] = ((), None)
 _INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
 
 
@@ -879,6 +965,7 @@ def _intern(source: str) -> re.Pattern[str]:
         rx = re.compile(source, _FLAGS)
         _INTERNED[source] = rx
         _NEEDS[id(rx)] = _required_literals(source)
+        _INFO[id(rx)] = (_NEEDS[id(rx)], _starts(source))
     return rx
 
 
@@ -915,7 +1002,9 @@ def _combine(patterns: Sequence[re.Pattern[str]], located: _Located, loc: tuple[
         ) from exc
 
 
-def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tuple[object, ...]) -> Rule:
+def _build_rule(
+    spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tuple[object, ...], model: SentenceModel | None = None
+) -> Rule:
     common: dict[str, Any] = {
         "id": spec.id,
         "kind": spec.kind,
@@ -937,7 +1026,7 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
         patterns = comp("patterns", spec.patterns)
         return PhraseRule(
             **common,
-            parts=tuple((p, _NEEDS.get(id(p), ())) for p in patterns),
+            parts=tuple(_part(p) for p in patterns),
             unless=comp("unless", spec.unless),
             unless_before=comp("unless_before", spec.unless_before),
             unless_next=comp("unless_next", spec.unless_next),
@@ -976,8 +1065,8 @@ def _build_rule(spec: RuleSpec, vocab: _Vocabulary, located: _Located, loc: tupl
     if isinstance(spec, LongSentenceSpec):
         return LongSentenceRule(**common, max_words=spec.max_words)
     if isinstance(spec, ClassifierSpec):
-        model = _load_model(located.path.parent / spec.model, located, loc)
-        return ClassifierRule(**common, model=model, threshold=spec.threshold, unless=comp("unless", spec.unless))
+        learned = model or _load_model(located.path.parent / spec.model, located, loc)
+        return ClassifierRule(**common, model=learned, threshold=spec.threshold, unless=comp("unless", spec.unless))
     return NameUnusedRule(**common)
 
 
@@ -1153,6 +1242,124 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
     return [g for g in groups if (g[0] or g[1]) and all(g[1])]
 
 
+# Match starts. Most patterns can only start a match with one of a few strings ("you", "we ", "i'", ", not"), and a
+# match never starts inside a word: such a pattern is tried only where a word starts with one of them (see
+# _Doc.candidates, _matches_at) instead of being searched for at every position of the text. The strings hold at
+# most _START_SIZE characters; a pattern that may start with more than _MAX_STARTS of them is searched for.
+_Starts = tuple[tuple[int, tuple[str, ...]], ...]  # (length, strings of that length); length 0: no word start
+_START_SIZE = 3
+_MAX_STARTS = 64
+# A phrase pattern as its rule scans it: the pattern, the required-word groups the text's words alone decide, the
+# other groups (with substrings to look for), its start strings as a set when they all have _START_SIZE characters
+# (the usual case) and its starts.
+_Part = tuple[re.Pattern[str], frozenset[int], _Needs, frozenset[str] | None, _Starts | None]
+
+
+def _part(rx: re.Pattern[str]) -> _Part:
+    needs, starts = _INFO[id(rx)]
+    words = frozenset(g for g in needs if not _GROUP_SUBS[g])
+    others = tuple(g for g in needs if _GROUP_SUBS[g])
+    keys = frozenset(starts[0][1]) if starts and len(starts) == 1 and starts[0][0] == _START_SIZE else None
+    return rx, words, others, keys, starts
+
+
+def _starts(source: str) -> _Starts | None:
+    """The strings every match of ``source`` starts with, by length; None when unknown or not worth it."""
+    if _sre_parse is None:
+        return None
+    try:
+        parsed = _sre_parse.parse(source, _FLAGS)
+        if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
+            return None
+        # re skips ahead to a literal prefix itself, faster than trying each word that starts with it.
+        if len(_sre_compiler._get_literal_prefix(parsed, _FLAGS)[0]) >= _START_SIZE:
+            return None
+        found = _prefixes(list(parsed))
+    except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
+        return None
+    if found is None:
+        return None
+    strings = {text for text, _ in found}
+    if "" in strings:
+        return None
+    # A string that extends a shorter one adds nothing: the shorter one already finds its starts.
+    kept = sorted(t for t in strings if not any(t != u and t.startswith(u) for u in strings))
+    by_size: dict[int, list[str]] = {}
+    for text in kept:
+        # A match that starts with a word character starts a word; one that starts with another (", not", "'ve")
+        # can start anywhere, so those strings are searched for instead (length 0).
+        by_size.setdefault(len(text) if _is_word_char(text[0]) else 0, []).append(text)
+    return tuple((size, tuple(texts)) for size, texts in sorted(by_size.items()))
+
+
+def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
+    """What a match of ``items`` starts with: (string, whether what follows ``items`` may extend it), each of up to
+    _START_SIZE characters; None when unknown or more than _MAX_STARTS strings.
+
+    A string stops growing before an item it cannot spell out (\\w, ., a negated set), yet still begins every
+    match taking its path. Zero-width items (^, \\b, look-arounds) only restrict where a match starts: they add
+    nothing.
+    """
+    current = {("", True)}
+    for op, av in items:
+        name = str(op)
+        step: set[tuple[str, bool]] | None
+        if name == "LITERAL":
+            step = {(chr(av), True)}
+        elif name == "IN":
+            step = set()
+            for kind, value in av:
+                kind_name = str(kind)
+                if kind_name == "LITERAL":
+                    step.add((chr(value), True))
+                elif kind_name == "RANGE" and value[1] - value[0] < _MAX_STARTS:
+                    step.update((chr(c), True) for c in range(value[0], value[1] + 1))
+                else:
+                    step = None  # a category such as \w or \s, a negated set, ...
+                    break
+        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
+            step = {("", True)}
+        elif name == "SUBPATTERN":
+            step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]))
+        elif name == "ATOMIC_GROUP":
+            step = _prefixes(list(av))
+        elif name == "BRANCH":
+            step = set()
+            for alternative in av[1]:
+                more = _prefixes(list(alternative))
+                if more is None:
+                    step = None
+                    break
+                step |= more
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            body = None if av[1] == 0 else _prefixes(list(av[2]))
+            if av[1] == 0:
+                step = {("", True)}
+            elif body is None or ("", False) in body:
+                step = None
+            else:
+                # The first repetition's start is known; whether another follows is not.
+                step = {(text, False) for text, _ in body if text}
+                if av[0] == 0 or ("", True) in body:
+                    step.add(("", True))
+        else:
+            step = None  # ., a back reference, a conditional, ...
+        grown: set[tuple[str, bool]] = set()
+        for text, open_ in current:
+            if not open_ or step is None:
+                grown.add((text, False))
+                continue
+            for more_text, more_open in step:
+                joined = (text + more_text)[:_START_SIZE]
+                grown.add((joined, more_open and len(joined) < _START_SIZE))
+        if len(grown) > _MAX_STARTS:
+            return None
+        current = grown
+        if not any(open_ for _, open_ in current):
+            break
+    return current
+
+
 def _case(example: str | ExampleCase) -> ExampleCase:
     return example if isinstance(example, ExampleCase) else ExampleCase(text=example)
 
@@ -1188,8 +1395,11 @@ class Checker:
         self.rules = tuple(rules)
 
     @classmethod
-    def load(cls, directory: Path) -> Checker:
-        """Load and validate every ``*.yaml`` file in ``directory`` (sorted); raise DataFileError on any problem."""
+    def load(cls, directory: Path, model: SentenceModel | None = None) -> Checker:
+        """Load and validate every ``*.yaml`` file in ``directory`` (sorted); raise DataFileError on any problem.
+
+        ``model`` replaces the file the classifier rules name (the trainer scores models it has not written yet).
+        """
         directory = Path(directory)
         if not directory.is_dir():
             raise DataFileError(directory, "rule folder not found", fix="pass the folder holding the checker's *.yaml")
@@ -1242,7 +1452,7 @@ class Checker:
                         f"source {spec.source!r} does not exist",
                         f"use one of: {', '.join(close or known)}",
                     )
-                rule = _build_rule(spec, vocab, located, loc)
+                rule = _build_rule(spec, vocab, located, loc, model)
                 seen[spec.id] = (located.path, rule.line)
                 compiled.append(rule)
         return cls(compiled)

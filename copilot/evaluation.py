@@ -165,12 +165,15 @@ def run_checker_suite(settings: Settings, progress: bool = True) -> SuiteResult:
     for category, values in scores["per_category"].items():
         for key in ("precision", "recall", "f1"):
             metrics[f"{category}.{key}"] = float(values[key])
-    # Holdouts were written before tuning and never tuned on (holdout3 is the freshest): the honest figures.
+    # checker_holdout4 was written blind, from evals/LABELLING.md alone, and is never trained on or tuned against: the
+    # honest figure for phrasings the checker has not seen. The older holdouts are now training data for the
+    # learned rules, so their figures are marked as such in the report.
     for holdout in sorted(settings.evals_dir.glob("checker_holdout*.jsonl")):
         label = holdout.stem.replace("checker_", "")
         held = score(checker, load_checker_cases(holdout))
         for category, values in held["per_category"].items():
-            metrics[f"{label}.{category}.f1"] = float(values["f1"])
+            for key in ("precision", "recall", "f1"):
+                metrics[f"{label}.{category}.{key}"] = float(values[key])
         metrics[f"{label}.false_flag_rate"] = held["false_flag_rate"]
     return SuiteResult("checker", metrics, rows=scores["errors"][:50], seconds=time.perf_counter() - started)
 

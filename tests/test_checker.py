@@ -188,7 +188,7 @@ def test_spec_relabels_and_generalisations(checker: Checker, text: str, expected
         # Word families, not strings: each line is a phrasing no rule or eval set spells out.
         ("You never switched the water off at the mains before the plumber arrived.", {"blame"}),
         ("The dye ran because you washed it on a hot cycle.", {"blame"}),
-        ("Plenty of our members book the class without any trouble.", {"blame"}),
+        ("Plenty of our members book the class without any trouble.", {"blame", "defensiveness"}),
         ("The florist mixed up the orders.", {"blame"}),
         ("The wrong parts were shipped by the distributor.", {"blame"}),
         ("The hold-up is entirely on the builders' side.", {"blame"}),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -43,35 +44,31 @@ def load_eval(name: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in lines if line.strip()]
 
 
-EVAL_SETS = (
-    "checker.jsonl",
-    "checker_holdout.jsonl",
-    "checker_holdout2.jsonl",
-    "checker_holdout3.jsonl",
-    "checker_train.jsonl",
-)
+EVAL_SETS = tuple(sorted(p.name for p in (ROOT / "evals").glob("checker*.jsonl")))
+BLIND = "checker_holdout4.jsonl"
+
+
+def _normal(text: str) -> str:
+    return " ".join(re.findall(r"[a-z0-9]+", text.lower()))
 
 
 def test_eval_sets_are_well_formed() -> None:
     sets = {name: load_eval(name) for name in EVAL_SETS}
-    main, train = sets["checker.jsonl"], sets["checker_train.jsonl"]
-    assert len(main) >= 180 and len(train) >= 200
-    assert all(len(sets[name]) >= 50 for name in EVAL_SETS)
+    assert BLIND in sets and len(sets["checker.jsonl"]) >= 180
+    assert all(len(cases) >= 50 for cases in sets.values())
     everything = [case for cases in sets.values() for case in cases]
     ids = [str(c["id"]) for c in everything]
     assert len(ids) == len(set(ids))
     texts = [str(c["text"]) for c in everything]
-    # the training set and the newest holdout share no text with any other set
-    for name in ("checker_train.jsonl", "checker_holdout3.jsonl"):
-        own = {str(c["text"]) for c in sets[name]}
-        others = {str(c["text"]) for other, cases in sets.items() if other != name for c in cases}
-        assert not own & others, (name, sorted(own & others))
+    # no text appears twice, even with other capitals or punctuation: a copy would leak between sets
+    normal = [_normal(t) for t in texts]
+    assert len(normal) == len(set(normal)), sorted(t for t in set(normal) if normal.count(t) > 1)[:5]
     for case in everything:
         assert set(case) == {"id", "text", "labels", "note"}
         assert set(case["labels"]) <= set(BLOCKING_CATEGORIES)
-    for name in ("checker.jsonl", "checker_train.jsonl", "checker_holdout3.jsonl"):
-        clean = sum(1 for c in sets[name] if not c["labels"])
-        assert 0.25 <= clean / len(sets[name]) <= 0.6, name
+    for name, cases in sets.items():
+        clean = sum(1 for c in cases if not c["labels"])
+        assert 0.2 <= clean / len(cases) <= 0.6, name
     # the eval sets are written independently of the rules' own examples
     examples = {e.text for r in CHECKER.rules for e in (*r.flag_examples, *r.pass_examples)}
     assert not examples & set(texts)
@@ -85,7 +82,7 @@ def test_main_eval_meets_goals() -> None:
     assert result["false_flag_rate"] <= 0.05, result["errors"][:10]
 
 
-# checker_holdout3.jsonl is deliberately absent: it is never tuned on, only reported.
+# The blind holdout is deliberately absent: it is only reported (and guarded by evals/thresholds.yaml).
 @pytest.mark.parametrize(("name", "min_f1"), [("checker_holdout.jsonl", 0.95), ("checker_train.jsonl", 0.90)])
 def test_other_eval_sets_meet_goals(name: str, min_f1: float) -> None:
     cases = [(str(c["text"]), list(c["labels"])) for c in load_eval(name)]

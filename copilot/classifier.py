@@ -1,0 +1,141 @@
+"""The checker's learned sentence model: features and inference in plain Python, the weights as data.
+
+``scripts/train_checker_classifier.py`` fits TF-IDF + one logistic regression per category with scikit-learn,
+using :func:`features` as its analyzer, and writes the result as JSON; this module reads that JSON and computes
+the same probabilities without scikit-learn, so ``copilot check`` stays fast to start.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+FORMAT = "copilot-tfidf-logreg-2"
+# Contractions stay whole ("didn't", "you're"): they carry most of the meaning in blame and refusals.
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)*|[?!]")
+
+
+class ModelFileError(ValueError):
+    """The JSON file is not a classifier this version can read."""
+
+
+def tokens(text: str) -> list[str]:
+    """Lower-cased word tokens (and ? and !) of ``text``."""
+    return _TOKEN.findall(text.lower().replace("\u2019", "'"))
+
+
+def features(text: str, words: Sequence[int] = (1, 3), chars: Sequence[int] = (0, 0)) -> list[str]:
+    """The n-grams the model looks at: word n-grams in ``words`` and in-word character n-grams in ``chars``.
+
+    Character n-grams (off by default; the model file says which it was trained with) let "refunding" share evidence
+    with "refund".
+    """
+    toks = tokens(text)
+    out: list[str] = []
+    lo, hi = words
+    for n in range(lo, hi + 1):
+        out.extend("w:" + " ".join(toks[i : i + n]) for i in range(len(toks) - n + 1))
+    c_lo, c_hi = chars
+    if c_hi >= c_lo > 0:
+        for tok in toks:
+            padded = f" {tok} "
+            size = len(padded)
+            for n in range(c_lo, min(c_hi, size) + 1):
+                out.extend("c:" + padded[i : i + n] for i in range(size - n + 1))
+    return out
+
+
+class SentenceModel:
+    """P(category | sentence) for each blocking category, as the trainer's vectorizer and regressions compute it."""
+
+    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            found = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise ModelFileError(f"format {found!r}, expected {FORMAT!r}")
+        self.path = path
+        spec = data["features"]
+        self.words = (int(spec["words"][0]), int(spec["words"][1]))
+        self.chars = (int(spec["chars"][0]), int(spec["chars"][1]))
+        self.categories: tuple[str, ...] = tuple(str(c) for c in data["categories"])
+        self.intercepts = [float(v) for v in data["intercepts"]]
+        # term -> (idf, weight per category): one lookup per n-gram serves every category.
+        self.terms: dict[str, tuple[float, tuple[float, ...]]] = {}
+        width = len(self.categories)
+        if len(self.intercepts) != width:
+            raise ModelFileError(f"{len(self.intercepts)} intercepts for {width} categories")
+        for term, row in data["terms"].items():
+            if len(row) != width + 1:
+                raise ModelFileError(f"term {term!r} has {len(row)} numbers, expected idf + {width} weights")
+            self.terms[str(term)] = (float(row[0]), tuple(float(v) for v in row[1:]))
+        self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
+
+    @classmethod
+    def load(cls, path: Path) -> SentenceModel:
+        """Read a model file; raise OSError or ModelFileError (ValueError) when it cannot be used."""
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return cls(data, path)
+        except (KeyError, TypeError, AttributeError, IndexError) as exc:
+            raise ModelFileError(f"missing or malformed field: {exc}") from exc
+
+    def probabilities(self, sentence: str) -> dict[str, float]:
+        """P(category | sentence) for every category in one pass."""
+        hit = self._recent.get(sentence)
+        if hit is not None:
+            return hit
+        counts: dict[str, int] = {}
+        for gram in features(sentence, self.words, self.chars):
+            counts[gram] = counts.get(gram, 0) + 1
+        z = list(self.intercepts)
+        found = [(self.terms[g], n) for g, n in counts.items() if g in self.terms]
+        if found:
+            values = [((1.0 + math.log(n)) * idf, w) for (idf, w), n in found]
+            norm = math.sqrt(sum(v * v for v, _ in values)) or 1.0
+            for value, w in values:
+                scaled = value / norm
+                for i, weight in enumerate(w):
+                    z[i] += scaled * weight
+        result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
+        # A short memory: the three classifier rules ask about the same sentences, and so does a live re-check of a
+        # draft being edited. It is kept small so it never stands in for the computation on new text.
+        self._recent[sentence] = result
+        if len(self._recent) > 64:
+            self._recent.popitem(last=False)
+        return result
+
+    def probability(self, sentence: str, category: str) -> float:
+        """P(category | sentence)."""
+        return self.probabilities(sentence).get(category, 0.0)
+
+
+def to_data(
+    categories: Sequence[str],
+    terms: dict[str, list[float]],
+    intercepts: Sequence[float],
+    *,
+    words: Sequence[int],
+    chars: Sequence[int],
+    **info: Any,
+) -> dict[str, Any]:
+    """The JSON document for a trained model: ``terms`` maps each n-gram to [idf, weight per category].
+
+    ``info`` adds provenance such as the files trained on.
+    """
+    return {
+        "format": FORMAT,
+        "features": {"words": list(words), "chars": list(chars)},
+        **info,
+        "categories": list(categories),
+        "intercepts": list(intercepts),
+        "terms": terms,
+    }
+
+
+def silent(categories: Sequence[str]) -> SentenceModel:
+    """A model that never fires, so a checker built with it judges by its precise rules alone."""
+    return SentenceModel(to_data(categories, {}, [-30.0] * len(categories), words=(1, 1), chars=(0, 0)))
