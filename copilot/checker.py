@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import hashlib
 import importlib
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -760,28 +761,34 @@ class LongSentenceRule(Rule):
 # ---------------------------------------------------------------------------------------------------------------
 
 
-# Loaded once per file version: the workshop reloads rules after every save, a retrained model is picked up.
-_MODELS: dict[tuple[Path, int], SentenceModel] = {}
+# Parsed once per file content: the workshop validates edits in temporary copies of the rule folder, and a retrained
+# model must be picked up on the next load. A few versions at most stay in memory.
+_MODELS: dict[str, SentenceModel] = {}
 
 
 def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> SentenceModel:
     path = path.resolve()
-    if not path.is_file():
+    try:
+        raw = path.read_bytes()
+    except OSError:
         raise located.error(
             (*loc, "model"),
             f"model file {path.name!r} not found beside the rules",
             "train it: python scripts/train_checker_classifier.py",
-        )
-    key = (path, path.stat().st_mtime_ns)
+        ) from None
+    key = hashlib.sha256(raw).hexdigest()
     if key not in _MODELS:
         try:
-            _MODELS[key] = SentenceModel.load(path)
-        except (OSError, ValueError) as exc:
+            model = SentenceModel.from_bytes(raw, path)
+        except ValueError as exc:
             raise located.error(
                 (*loc, "model"),
                 f"model file {path.name!r} is not a valid classifier ({exc})",
                 "retrain it: python scripts/train_checker_classifier.py",
             ) from exc
+        while len(_MODELS) >= 4:
+            _MODELS.pop(next(iter(_MODELS)))
+        _MODELS[key] = model
     return _MODELS[key]
 
 

@@ -9,7 +9,7 @@ replies, but the checker judges sentence by sentence, so a reply of several sent
 clean when the reply is clean; when it carries a category, the sentences the precise rules flag for it, or else the
 one the model finds likeliest, carry it.
 
-Trained on every evals/checker*.jsonl except the blind holdout (checker_holdout4.jsonl), which only measures.
+Trained on every evals/checker*.jsonl except the blind holdouts (copilot.classifier.BLIND_SETS), which only measure.
 --cross-validate leaves each training file out in turn, trains on the rest, and scores the whole checker (rules
 and model) on the file it left out: the honest figure for phrasings the model has not seen, and the way to pick
 the rule thresholds in zz_classifier.yaml without touching the holdout.
@@ -32,9 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from copilot.checker import BLOCKING_CATEGORIES, Checker, ClassifierRule, _Doc  # noqa: E402
-from copilot.classifier import SentenceModel, features, silent, to_data  # noqa: E402
+from copilot.classifier import BLIND_SETS, SentenceModel, features, silent, to_data  # noqa: E402
 
-HELD_OUT = {"checker_holdout4.jsonl"}
 WORDS = (1, 3)
 CHARS = (0, 0)
 
@@ -61,7 +60,7 @@ def sentences(text: str) -> list[str]:
     return [doc.scan[s:e] for s, e in doc.sentences] or [doc.scan]
 
 
-def _fit(examples: Sequence[Example], c: float, min_df: int) -> SentenceModel:
+def _fit(examples: Sequence[Example], c: float, min_df: int, **info: Any) -> dict[str, Any]:
     texts = [t for t, _ in examples]
     vectorizer = TfidfVectorizer(
         analyzer=lambda t: features(t, WORDS, CHARS), sublinear_tf=True, min_df=min_df, lowercase=False
@@ -76,7 +75,7 @@ def _fit(examples: Sequence[Example], c: float, min_df: int) -> SentenceModel:
         columns.append([round(float(w), 4) for w in model.coef_[0]])
         intercepts.append(round(float(model.intercept_[0]), 4))
     terms = {str(t): [col[i] for col in columns] for i, t in enumerate(vocabulary)}
-    return SentenceModel(to_data(BLOCKING_CATEGORIES, terms, intercepts, words=WORDS, chars=CHARS))
+    return to_data(BLOCKING_CATEGORIES, terms, intercepts, words=WORDS, chars=CHARS, **info)
 
 
 def sentence_examples(items: Sequence[Item], checker: Checker, c: float, min_df: int) -> list[Example]:
@@ -92,7 +91,7 @@ def sentence_examples(items: Sequence[Item], checker: Checker, c: float, min_df:
             multi.append((parts, item))
     if not multi:
         return single
-    first = _fit(single, c, min_df)
+    first = SentenceModel(_fit(single, c, min_df))
     learned_ids = {r.id for r in checker.rules if isinstance(r, ClassifierRule)}
     out = list(single)
     for parts, item in multi:
@@ -110,9 +109,9 @@ def sentence_examples(items: Sequence[Item], checker: Checker, c: float, min_df:
     return out
 
 
-def train(items: Sequence[Item], checker: Checker, c: float, min_df: int) -> SentenceModel:
-    """The model for ``items``."""
-    return _fit(sentence_examples(items, checker, c, min_df), c, min_df)
+def train(items: Sequence[Item], checker: Checker, c: float, min_df: int, **info: Any) -> dict[str, Any]:
+    """The model file's contents for ``items`` (``info`` adds provenance)."""
+    return _fit(sentence_examples(items, checker, c, min_df), c, min_df, **info)
 
 
 def with_model(checker: Checker, model: SentenceModel, thresholds: dict[str, float] | None = None) -> Checker:
@@ -167,7 +166,7 @@ def cross_validate(
             i for i in items if i["_file"] in chosen and (i["_line"] - 1) * k // sizes[i["_file"]] == fold
         ]
         ids = {id(i) for i in held}
-        model = train([i for i in items if id(i) not in ids], checker, c, min_df)
+        model = SentenceModel(train([i for i in items if id(i) not in ids], checker, c, min_df))
         folds.append((model, held))
         print(f"{'fold ' + str(fold + 1):36s} {_summary(_metrics(_predict(with_model(checker, model), held)))}")
     for t in grid:
@@ -193,26 +192,16 @@ def main() -> None:
     parser.add_argument("--chars", type=int, nargs=2, default=CHARS, metavar=("MIN", "MAX"), help="0 0 = none")
     args = parser.parse_args()
     WORDS, CHARS = tuple(args.words), tuple(args.chars)
-    files = sorted(p for p in (ROOT / "evals").glob("checker*.jsonl") if p.name not in HELD_OUT)
+    files = sorted(p for p in (ROOT / "evals").glob("checker*.jsonl") if p.name not in BLIND_SETS)
     items = load_items(files)
     # The rules alone (a model that never fires) decide which sentence of a reply carries its labels.
     checker = Checker.load(ROOT / "prompts" / "checker", model=silent(BLOCKING_CATEGORIES))
     if args.cross_validate:
         cross_validate(items, checker, args.c, args.min_df, args.thresholds, args.folds, args.leave_out)
         return
-    model = train(items, checker, args.c, args.min_df)
-    terms = {t: [idf, *w] for t, (idf, w) in model.terms.items()}
-    data = to_data(
-        model.categories,
-        terms,
-        model.intercepts,
-        words=WORDS,
-        chars=CHARS,
-        trained_on=[p.name for p in files],
-        examples=len(items),
-    )
+    data = train(items, checker, args.c, args.min_df, trained_on=[p.name for p in files], replies=len(items))
     args.out.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
-    print(f"trained on {len(items)} replies from {len(files)} files; {len(terms)} features -> {args.out}")
+    print(f"trained on {len(items)} replies from {len(files)} files; {len(data['terms'])} features -> {args.out}")
 
 
 if __name__ == "__main__":

@@ -45,7 +45,6 @@ def load_eval(name: str) -> list[dict[str, Any]]:
 
 
 EVAL_SETS = tuple(sorted(p.name for p in (ROOT / "evals").glob("checker*.jsonl")))
-BLIND = "checker_holdout4.jsonl"
 
 
 def _normal(text: str) -> str:
@@ -54,7 +53,7 @@ def _normal(text: str) -> str:
 
 def test_eval_sets_are_well_formed() -> None:
     sets = {name: load_eval(name) for name in EVAL_SETS}
-    assert BLIND in sets and len(sets["checker.jsonl"]) >= 180
+    assert "checker_holdout4.jsonl" in sets and len(sets["checker.jsonl"]) >= 180
     assert all(len(cases) >= 50 for cases in sets.values())
     everything = [case for cases in sets.values() for case in cases]
     ids = [str(c["id"]) for c in everything]

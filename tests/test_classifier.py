@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from copilot.checker import BLOCKING_CATEGORIES, Checker, blocking
-from copilot.classifier import FORMAT, ModelFileError, SentenceModel, features, silent, to_data
+from copilot.classifier import BLIND_SETS, FORMAT, ModelFileError, SentenceModel, features, silent, to_data
 from copilot.errors import DataFileError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -118,10 +118,23 @@ def test_shipped_model_is_current_and_catches_unseen_phrasings() -> None:
     data = json.loads((RULES / "classifier.json").read_text(encoding="utf-8"))
     assert data["format"] == FORMAT
     trained_on = set(data["trained_on"])
-    assert "checker_holdout4.jsonl" not in trained_on, "the blind holdout must never be trained on"
-    on_disk = {p.name for p in (ROOT / "evals").glob("checker*.jsonl")} - {"checker_holdout4.jsonl"}
+    assert not trained_on & set(BLIND_SETS), "the blind holdouts must never be trained on"
+    on_disk = {p.name for p in (ROOT / "evals").glob("checker*.jsonl")} - set(BLIND_SETS)
     assert trained_on == on_disk, "retrain: python scripts/train_checker_classifier.py"
     checker = Checker.load(RULES)
     # Phrasings written for this test, in none of the labelled sets.
     assert {f.category for f in blocking(checker.check("Frankly the wobble is down to how you assembled the legs."))}
     assert not blocking(checker.check("I've moved your delivery to Saturday morning, as you asked."))
+
+
+def test_a_retrained_model_is_picked_up_on_the_next_load(tmp_path: Path) -> None:
+    rules = tmp_path / "prompts" / "checker"
+    shutil.copytree(RULES, rules)
+    (tmp_path / "knowledge").symlink_to(ROOT / "knowledge")
+    text = "Frankly the wobble is down to how you assembled the legs."
+    before = {f.rule for f in Checker.load(rules).check(text)}
+    assert any(r.startswith("learned.") for r in before), before
+    nothing = to_data(BLOCKING_CATEGORIES, {}, [-30.0] * 3, words=(1, 1), chars=(0, 0))
+    (rules / "classifier.json").write_text(json.dumps(nothing), encoding="utf-8")
+    after = {f.rule for f in Checker.load(rules).check(text)}
+    assert not any(r.startswith("learned.") for r in after), after
