@@ -1,7 +1,8 @@
 """Throughput and latency of the reply checker on a few thousand realistic replies, single process.
 
-Replies are built by combining 3-6 sentences drawn from the labelled eval set (fixed seed), so they mix clean and
-flagged sentences the way real drafts do. Prints replies/s and p50/p99 latency per reply; asserts nothing.
+Replies are built by combining 3-6 sentences drawn from all the labelled sets in evals/ (about 5,000 distinct
+sentences, fixed seed), so they mix clean and flagged sentences the way real drafts do and rarely repeat one.
+Prints replies/s and p50/p99 latency per reply; asserts nothing.
 
     python benchmarks/checker_bench.py [--replies 5000] [--seed 7]
 """
@@ -28,12 +29,14 @@ NAMES = ("Dana", "Mr Okafor", "Priya", "Ms Lopez", "Tom", "Aisha", "Kofi", "Mrs 
 
 
 def build_replies(n: int, seed: int) -> list[tuple[str, CheckContext]]:
-    """Combine eval-set sentences into ``n`` replies of 3-6 sentences with a greeting and a known name."""
+    """Combine labelled sentences into ``n`` replies of 3-6 sentences with a greeting and a known name."""
     sentences: list[str] = []
-    for line in (ROOT / "evals" / "checker.jsonl").read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            text = json.loads(line)["text"]
-            sentences.extend(s for s in SENTENCE.split(text) if len(s.split()) > 2)
+    for path in sorted((ROOT / "evals").glob("checker*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                text = json.loads(line)["text"]
+                sentences.extend(s for s in SENTENCE.split(text) if len(s.split()) > 2)
+    sentences = sorted(set(sentences))
     rng = random.Random(seed)
     replies = []
     for _ in range(n):
@@ -70,8 +73,10 @@ def main() -> None:
     latencies.sort()
     chars = statistics.mean(len(t) for t, _ in replies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    distinct = len({s for text, _ in replies for s in SENTENCE.split(text)})
     print(
         f"rules: {len(checker.rules)}  load: {load_ms:.0f} ms  replies: {len(replies)}  mean length: {chars:.0f} chars"
+        f"  distinct sentences: {distinct:,}"
     )
     print(f"throughput: {len(replies) / total:,.0f} replies/s  ({findings / len(replies):.1f} findings per reply)")
     print(f"latency per reply: p50 {statistics.median(latencies):.3f} ms  p99 {p99:.3f} ms  max {latencies[-1]:.3f} ms")

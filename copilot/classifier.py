@@ -70,16 +70,23 @@ class SentenceModel:
         self.chars = (int(spec["chars"][0]), int(spec["chars"][1]))
         self.categories: tuple[str, ...] = tuple(str(c) for c in data["categories"])
         self.intercepts = [float(v) for v in data["intercepts"]]
-        # term -> (idf, idf * weight per category): one lookup per n-gram serves every category.
-        self.terms: dict[str, tuple[float, tuple[float, ...]]] = {}
         width = len(self.categories)
         if len(self.intercepts) != width:
             raise ModelFileError(f"{len(self.intercepts)} intercepts for {width} categories")
+        # One dictionary per quantity, so a sentence's sums run as C-level map() over its n-grams: idf squared (for
+        # the norm) and idf * weight for each category.
+        self.idf: dict[str, float] = {}
+        self.square: dict[str, float] = {}
+        self.scaled: list[dict[str, float]] = [{} for _ in range(width)]
         for term, row in data["terms"].items():
             if len(row) != width + 1:
                 raise ModelFileError(f"term {term!r} has {len(row)} numbers, expected idf + {width} weights")
+            key = str(term)
             idf = float(row[0])
-            self.terms[str(term)] = (idf, tuple(idf * float(v) for v in row[1:]))
+            self.idf[key] = idf
+            self.square[key] = idf * idf
+            for scaled, weight in zip(self.scaled, row[1:], strict=True):
+                scaled[key] = idf * float(weight)
         self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     @classmethod
@@ -102,25 +109,20 @@ class SentenceModel:
         hit = self._recent.get(sentence)
         if hit is not None:
             return hit
-        terms = self.terms
-        counts: dict[str, int] = {}
-        for gram in features(sentence, self.words, self.chars):
-            if gram in terms:
-                counts[gram] = counts.get(gram, 0) + 1
+        # Sublinear tf times idf, L2-normalised, dotted with each category's weights, as TfidfVectorizer and
+        # LogisticRegression compute it.
+        idf = self.idf
+        found = [g for g in features(sentence, self.words, self.chars) if g in idf]
         z = list(self.intercepts)
-        if counts:
-            # Sublinear tf times idf, L2-normalised, dotted with each category's weights (as TfidfVectorizer and
-            # LogisticRegression compute it); rows hold idf and idf * weight, so a term seen once costs no log.
-            acc = [0.0] * len(z)
-            square = 0.0
-            for gram, n in counts.items():
-                idf, scaled = terms[gram]
-                tf = 1.0 if n == 1 else 1.0 + math.log(n)
-                square += (tf * idf) ** 2
-                for i, v in enumerate(scaled):
-                    acc[i] += tf * v
-            norm = math.sqrt(square) or 1.0
-            z = [b + a / norm for b, a in zip(z, acc, strict=True)]
+        if found:
+            unique = set(found)
+            if len(unique) == len(found):  # the usual case: every n-gram once, so tf is 1
+                norm = math.sqrt(sum(map(self.square.__getitem__, found))) or 1.0
+                z = [b + sum(map(w.__getitem__, found)) / norm for b, w in zip(z, self.scaled, strict=True)]
+            else:
+                tf = {g: 1.0 + math.log(found.count(g)) for g in unique}
+                norm = math.sqrt(sum(tf[g] ** 2 * self.square[g] for g in unique)) or 1.0
+                z = [b + sum(tf[g] * w[g] for g in unique) / norm for b, w in zip(z, self.scaled, strict=True)]
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
         # A short memory: the three classifier rules ask about the same sentences, and so does a live re-check of a
         # draft being edited. It is kept small so it never stands in for the computation on new text.
