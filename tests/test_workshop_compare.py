@@ -93,11 +93,22 @@ def test_removing_a_checker_rule_shows_lower_recall_and_writes_nothing(project: 
 
 def test_verdict_names_the_thresholds_the_edit_would_fail(project: Settings) -> None:
     workshop = Workshop(project)
-    text = workshop.read("checker/blame.yaml")
-    # Drop every blame rule but the last: the blame F1 falls well below its 0.90 threshold.
-    ids = [line.split("id: ", 1)[1] for line in text.splitlines() if line.startswith("  - id: ")]
-    for rule_id in ids[:-1]:
-        text = without_rule(text, rule_id)
+    # A valid but over-eager rule that calls every sentence with "you" in it blame: blame precision, and with it
+    # the blame F1, falls well below its 0.90 threshold. (Dropping the blame patterns would not do it: the learned
+    # rules catch most blame on their own.)
+    eager = """
+  - id: blame.every-you
+    kind: phrase
+    category: blame
+    message: Too eager on purpose.
+    suggestion: Say it another way.
+    source: knowledge/002-five-steps-unhappy-customer.md
+    patterns: ['you']
+    examples:
+      flag: ["you broke it", "you did this"]
+      pass: ["The parcel is here.", "It arrived today."]
+"""
+    text = workshop.read("checker/blame.yaml").rstrip("\n") + "\n" + eager
     comparison = workshop.compare("checker/blame.yaml", text)
     assert comparison.verdict.startswith("❌ The edited version would fail")
     assert "blame.f1" in comparison.verdict and "FAILS by" in comparison.verdict
