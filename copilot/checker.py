@@ -218,7 +218,7 @@ class ClassifierSpec(RuleSpec):
     """Flags sentences a trained model (weights in ``model``, a JSON file beside the rules) scores above ``threshold``.
 
     Catches phrasings no pattern anticipated; patterns stay the precise first line. Retrain the weights with
-    ``python scripts/train_checker_classifier.py`` after adding labelled examples to evals/.
+    ``copilot train`` after adding labelled examples to evals/.
     """
 
     model: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+\.json$")]
@@ -774,7 +774,7 @@ def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> Sente
         raise located.error(
             (*loc, "model"),
             f"model file {path.name!r} not found beside the rules",
-            "train it: python scripts/train_checker_classifier.py",
+            "train it: copilot train",
         ) from None
     key = hashlib.sha256(raw).hexdigest()
     if key not in _MODELS:
@@ -784,7 +784,7 @@ def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> Sente
             raise located.error(
                 (*loc, "model"),
                 f"model file {path.name!r} is not a valid classifier ({exc})",
-                "retrain it: python scripts/train_checker_classifier.py",
+                "retrain it: copilot train",
             ) from exc
         while len(_MODELS) >= 4:
             _MODELS.pop(next(iter(_MODELS)))

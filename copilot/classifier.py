@@ -1,6 +1,6 @@
 """The checker's learned sentence model: features and inference in plain Python, the weights as data.
 
-``scripts/train_checker_classifier.py`` fits TF-IDF + one logistic regression per category with scikit-learn,
+``copilot train`` (copilot/training.py) fits TF-IDF + one logistic regression per category with scikit-learn,
 using :func:`features` as its analyzer, and writes the result as JSON; this module reads that JSON and computes
 the same probabilities without scikit-learn, so ``copilot check`` stays fast to start.
 """

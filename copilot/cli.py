@@ -1,4 +1,4 @@
-"""The `copilot` command line: index, retrieve, check, draft, prompts, serve-model, ui, eval."""
+"""The `copilot` command line: index, retrieve, check, draft, prompts, serve-model, ui, eval, train."""
 
 from __future__ import annotations
 
@@ -224,6 +224,20 @@ def cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
     return run_cli(settings, suites=args.suite, report_dir=args.report, compare=args.compare, limit=args.limit)
 
 
+def cmd_train(args: argparse.Namespace, settings: Settings) -> int:
+    from copilot.training import Options, cross_validate, load_items, rules_only, training_files, write_model
+
+    options = Options(c=args.c, min_df=args.min_df, words=tuple(args.words), chars=tuple(args.chars))
+    if args.cross_validate:
+        items = load_items(training_files(settings.evals_dir))
+        cross_validate(items, rules_only(settings.prompts_dir), options, args.thresholds, args.folds, args.score)
+        return EXIT_OK
+    out, data = write_model(settings.evals_dir, settings.prompts_dir, options)
+    files, grams = len(data["trained_on"]), len(data["terms"])
+    print(f"trained on {data['replies']} replies from {files} files; {grams} n-grams -> {out}")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and the README)."""
     parser = argparse.ArgumentParser(prog="copilot", description="Empathetic response copilot for service agents.")
@@ -278,6 +292,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--compare", metavar="REF", help="also run with prompts/ from this git ref and compare")
     p.add_argument("--limit", type=int, help="drafts suite: use only the first N messages")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("train", help="retrain the checker's learned rules from the labelled replies in evals/")
+    p.add_argument("--cross-validate", action="store_true", help="score held-out folds instead; writes nothing")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--score", nargs="*", default=[], metavar="FILE", help="with --cross-validate: score only these")
+    p.add_argument("--thresholds", type=float, nargs="*", default=[0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8])
+    p.add_argument("--c", type=float, default=4.0, help="inverse regularisation strength")
+    p.add_argument("--min-df", type=int, default=2, help="ignore n-grams seen in fewer sentences")
+    p.add_argument("--words", type=int, nargs=2, default=(1, 3), metavar=("MIN", "MAX"), help="word n-grams")
+    p.add_argument("--chars", type=int, nargs=2, default=(0, 0), metavar=("MIN", "MAX"), help="0 0 = none")
+    p.set_defaults(func=cmd_train)
     return parser
 
 

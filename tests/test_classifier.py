@@ -3,7 +3,6 @@ trainer spreads reply-level labels onto the right sentences."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 from pathlib import Path
@@ -13,6 +12,7 @@ import pytest
 from copilot.checker import BLOCKING_CATEGORIES, Checker, blocking
 from copilot.classifier import BLIND_SETS, FORMAT, ModelFileError, SentenceModel, features, silent, to_data
 from copilot.errors import DataFileError
+from copilot.training import Options, sentence_examples
 
 ROOT = Path(__file__).resolve().parent.parent
 RULES = ROOT / "prompts" / "checker"
@@ -28,14 +28,6 @@ SENTENCES = [
     ("you should receive the refund by friday", set()),
     ("i'll call you on monday to check it arrived", set()),
 ]
-
-
-def _trainer():  # type: ignore[no-untyped-def]
-    spec = importlib.util.spec_from_file_location("trainer", ROOT / "scripts" / "train_checker_classifier.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_features_share_evidence_across_inflections() -> None:
@@ -90,7 +82,7 @@ def test_model_file_errors_name_the_file_and_the_fix(tmp_path: Path) -> None:
             Checker.load(rules)
         message = str(err.value)
         assert "zz_classifier.yaml:" in message and "classifier.json" in message and expect in message
-        assert "python scripts/train_checker_classifier.py" in message
+        assert "copilot train" in message
     model.unlink()
     with pytest.raises(DataFileError, match="not found beside the rules"):
         Checker.load(rules)
@@ -103,13 +95,12 @@ def test_wrong_row_width_is_refused() -> None:
 
 
 def test_reply_labels_go_to_the_sentence_that_carries_them() -> None:
-    trainer = _trainer()
     rules = Checker.load(RULES, model=silent(BLOCKING_CATEGORIES))
     items = [{"text": t, "labels": sorted(c)} for t, c in SENTENCES]
     items.append(
         {"text": "Thanks for writing in. You should have kept the receipt.", "labels": ["blame"]},
     )
-    examples = dict(trainer.sentence_examples(items, rules, 4.0, 1))
+    examples = dict(sentence_examples(items, rules, Options(min_df=1)))
     assert examples["you should have kept the receipt."] == {"blame"}
     assert examples["thanks for writing in."] == set()
 
@@ -120,7 +111,7 @@ def test_shipped_model_is_current_and_catches_unseen_phrasings() -> None:
     trained_on = set(data["trained_on"])
     assert not trained_on & set(BLIND_SETS), "the blind holdouts must never be trained on"
     on_disk = {p.name for p in (ROOT / "evals").glob("checker*.jsonl")} - set(BLIND_SETS)
-    assert trained_on == on_disk, "retrain: python scripts/train_checker_classifier.py"
+    assert trained_on == on_disk, "retrain: copilot train"
     checker = Checker.load(RULES)
     # Phrasings written for this test, in none of the labelled sets.
     assert {f.category for f in blocking(checker.check("Frankly the wobble is down to how you assembled the legs."))}
@@ -138,3 +129,65 @@ def test_a_retrained_model_is_picked_up_on_the_next_load(tmp_path: Path) -> None
     (rules / "classifier.json").write_text(json.dumps(nothing), encoding="utf-8")
     after = {f.rule for f in Checker.load(rules).check(text)}
     assert not any(r.startswith("learned.") for r in after), after
+
+
+def _small_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A copy of the prompts with a small labelled set of its own, as the `copilot` command sees it."""
+    shutil.copytree(RULES, tmp_path / "prompts" / "checker")
+    (tmp_path / "knowledge").symlink_to(ROOT / "knowledge")
+    evals = tmp_path / "evals"
+    evals.mkdir()
+    lines = [
+        json.dumps({"id": f"t{i}", "text": t, "labels": sorted(c), "note": ""}) for i, (t, c) in enumerate(SENTENCES)
+    ]
+    (evals / "checker_small.jsonl").write_text("\n".join(lines * 3) + "\n", encoding="utf-8")
+    monkeypatch.setenv("COPILOT_PROMPTS_DIR", str(tmp_path / "prompts"))
+    monkeypatch.setenv("COPILOT_EVALS_DIR", str(evals))
+    monkeypatch.setenv("COPILOT_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path
+
+
+def test_copilot_train_writes_a_model_the_checker_loads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from copilot.cli import main
+
+    project = _small_project(tmp_path, monkeypatch)
+    model = project / "prompts" / "checker" / "classifier.json"
+    before = model.read_bytes()
+    assert main(["train", "--min-df", "1"]) == 0
+    data = json.loads(model.read_bytes())
+    assert data["trained_on"] == ["checker_small.jsonl"] and data["replies"] == 3 * len(SENTENCES)
+    assert model.read_bytes() != before and not list(model.parent.glob(".classifier-*"))
+    learned = SentenceModel.load(model)
+    assert learned.probability("we apologise for the trouble.", "empty_apology") > 0.5
+    assert learned.probability("i've sent a replacement by express today", "empty_apology") < 0.5
+    Checker.load(project / "prompts" / "checker")  # and the rules load with it
+
+
+def test_copilot_train_cross_validates_without_writing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from copilot.cli import main
+
+    project = _small_project(tmp_path, monkeypatch)
+    model = project / "prompts" / "checker" / "classifier.json"
+    before = model.read_bytes()
+    assert main(["train", "--cross-validate", "--folds", "3", "--min-df", "1", "--thresholds", "0.5", "0.7"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("fold ") == 3 and "pooled, threshold 0.50" in out and "pooled, threshold 0.70" in out
+    assert model.read_bytes() == before
+
+
+def test_a_broken_labelled_line_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from copilot.cli import main
+
+    project = _small_project(tmp_path, monkeypatch)
+    broken = project / "evals" / "checker_small.jsonl"
+    broken.write_text(broken.read_text(encoding="utf-8") + '{"text": "oops", "labels": ["rude"]}\n', encoding="utf-8")
+    model = project / "prompts" / "checker" / "classifier.json"
+    before = model.read_bytes()
+    with pytest.raises(DataFileError) as err:
+        from copilot.training import load_items
+
+        load_items([broken])
+    assert f"checker_small.jsonl:{3 * len(SENTENCES) + 1}:" in str(err.value) and "rude" in str(err.value)
+    assert main(["train"]) == 3 and model.read_bytes() == before
