@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -115,14 +115,18 @@ class SentenceModel:
         found = [g for g in features(sentence, self.words, self.chars) if g in idf]
         z = list(self.intercepts)
         if found:
-            unique = set(found)
-            if len(unique) == len(found):  # the usual case: every n-gram once, so tf is 1
-                norm = math.sqrt(sum(map(self.square.__getitem__, found))) or 1.0
-                z = [b + sum(map(w.__getitem__, found)) / norm for b, w in zip(z, self.scaled, strict=True)]
-            else:
-                tf = {g: 1.0 + math.log(found.count(g)) for g in unique}
-                norm = math.sqrt(sum(tf[g] ** 2 * self.square[g] for g in unique)) or 1.0
-                z = [b + sum(tf[g] * w[g] for g in unique) / norm for b, w in zip(z, self.scaled, strict=True)]
+            if len(set(found)) == len(found):  # every n-gram once, so tf is 1
+                once, many = found, []
+            else:  # a repeated word or phrase: tf = 1 + log(count) for those few
+                counts = Counter(found)
+                once = [g for g, n in counts.items() if n == 1]
+                many = [(g, 1.0 + math.log(n)) for g, n in counts.items() if n > 1]
+            square = sum(map(self.square.__getitem__, once)) + sum(t * t * self.square[g] for g, t in many)
+            norm = math.sqrt(square) or 1.0
+            z = [
+                b + (sum(map(w.__getitem__, once)) + sum(t * w[g] for g, t in many)) / norm
+                for b, w in zip(z, self.scaled, strict=True)
+            ]
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
         # A short memory: the three classifier rules ask about the same sentences, and so does a live re-check of a
         # draft being edited. It is kept small so it never stands in for the computation on new text.
