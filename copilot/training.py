@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from typing import Any
 from copilot.checker import BLOCKING_CATEGORIES, Checker, ClassifierRule, _Doc
 from copilot.classifier import BLIND_SETS, SentenceModel, features, silent, to_data
 from copilot.errors import CopilotError, DataFileError
+from copilot.workshop import atomic_write
 
 Item = dict[str, Any]
 Example = tuple[str, set[str]]
@@ -226,14 +225,5 @@ def write_model(evals_dir: Path, prompts_dir: Path, options: Options) -> tuple[P
     items = load_items(files)
     data = train(items, rules_only(prompts_dir), options, trained_on=[p.name for p in files], replies=len(items))
     out = prompts_dir / "checker" / "classifier.json"
-    fd, tmp = tempfile.mkstemp(prefix=".classifier-", suffix=".json", dir=out.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(out, json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n")
     return out, data

@@ -241,7 +241,7 @@ class Workshop:
                 return SaveResult(relpath, False, f"{relpath}: no changes to save.")
             self.validate(relpath, new_text)
             version = self._store_history(relpath, old_text)
-            _atomic_write(path, new_text)
+            atomic_write(path, new_text)
         if self.on_saved is not None:
             self.on_saved(relpath)
         return SaveResult(relpath, True, f"Saved {relpath}; the previous version is kept as {version}.", version)
@@ -252,7 +252,7 @@ class Workshop:
         version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
         while (folder / f"{version}.txt").exists():  # pragma: no cover - same microsecond
             version = datetime.now(UTC).strftime("%Y%m%dT%H%M%S.%fZ")
-        _atomic_write(folder / f"{version}.txt", text)
+        atomic_write(folder / f"{version}.txt", text)
         return version
 
     # ----- history ---------------------------------------------------------------------------------------------
@@ -402,7 +402,8 @@ def _rendered(library: PromptLibrary, prompt_id: str) -> str:
     return f"# system\n{system}\n\n# user\n{user}"
 
 
-def _atomic_write(path: Path, text: str) -> None:
+def atomic_write(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` so that a crash leaves the old file or the new one, never half of either."""
     # A temporary file in the same folder, fsynced, then os.replace: readers see the old or the new file, never half.
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:

@@ -156,7 +156,7 @@ def test_copilot_train_writes_a_model_the_checker_loads(tmp_path: Path, monkeypa
     assert main(["train", "--min-df", "1"]) == 0
     data = json.loads(model.read_bytes())
     assert data["trained_on"] == ["checker_small.jsonl"] and data["replies"] == 3 * len(SENTENCES)
-    assert model.read_bytes() != before and not list(model.parent.glob(".classifier-*"))
+    assert model.read_bytes() != before and not list(model.parent.glob(".classifier.json.*"))
     learned = SentenceModel.load(model)
     assert learned.probability("we apologise for the trouble.", "empty_apology") > 0.5
     assert learned.probability("i've sent a replacement by express today", "empty_apology") < 0.5
