@@ -779,7 +779,7 @@ def _load_model(path: Path, located: _Located, loc: tuple[object, ...]) -> Sente
     key = hashlib.sha256(raw).hexdigest()
     if key not in _MODELS:
         try:
-            model = SentenceModel.from_bytes(raw, path)
+            model = SentenceModel.from_bytes(raw)
         except ValueError as exc:
             raise located.error(
                 (*loc, "model"),

@@ -60,11 +60,10 @@ def features(text: str, words: Sequence[int] = (1, 3), chars: Sequence[int] = (0
 class SentenceModel:
     """P(category | sentence) for each blocking category, as the trainer's vectorizer and regressions compute it."""
 
-    def __init__(self, data: dict[str, Any], path: Path | None = None) -> None:
+    def __init__(self, data: dict[str, Any]) -> None:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             found = data.get("format") if isinstance(data, dict) else type(data).__name__
             raise ModelFileError(f"format {found!r}, expected {FORMAT!r}")
-        self.path = path
         spec = data["features"]
         self.words = (int(spec["words"][0]), int(spec["words"][1]))
         self.chars = (int(spec["chars"][0]), int(spec["chars"][1]))
@@ -92,13 +91,13 @@ class SentenceModel:
     @classmethod
     def load(cls, path: Path) -> SentenceModel:
         """Read a model file; raise OSError or ModelFileError (a ValueError) when it cannot be used."""
-        return cls.from_bytes(path.read_bytes(), path)
+        return cls.from_bytes(path.read_bytes())
 
     @classmethod
-    def from_bytes(cls, raw: bytes, path: Path | None = None) -> SentenceModel:
+    def from_bytes(cls, raw: bytes) -> SentenceModel:
         """Parse a model file's bytes; raise ModelFileError (a ValueError) when they are not a usable model."""
         try:
-            return cls(json.loads(raw.decode("utf-8")), path)
+            return cls(json.loads(raw.decode("utf-8")))
         except (KeyError, TypeError, AttributeError, IndexError) as exc:
             raise ModelFileError(f"missing or malformed field: {exc}") from exc
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
