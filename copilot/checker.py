@@ -266,6 +266,7 @@ class _Doc:
         "_memo",
         "_keyed",
         "_short",
+        "_learned",
     )
 
     def __init__(self, text: str) -> None:
@@ -319,6 +320,19 @@ class _Doc:
         self._unsat: set[int] = set()
         self._found: dict[int, list[re.Match[str]]] = {}
         self._memo: dict[tuple[int, int], bool] = {}
+        self._learned: dict[int, list[dict[str, float]]] = {}
+
+    def learned(self, model: SentenceModel) -> list[dict[str, float]]:
+        """The model's probabilities for each sentence, worked out once for all the classifier rules sharing it.
+
+        The model reads ``scan``, where quotations are blanked, so the customer's quoted words never count against
+        the agent.
+        """
+        found = self._learned.get(id(model))
+        if found is None:
+            scan = self.scan
+            found = self._learned[id(model)] = [model.probabilities(scan[s:e]) for s, e in self.sentences]
+        return found
 
     def candidates(self, starts: _Starts) -> list[list[int]]:
         """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
@@ -799,10 +813,11 @@ class ClassifierRule(Rule):
     unless: tuple[re.Pattern[str], ...] = ()
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        for start, end in doc.sentences:
-            # doc.scan has quotations blanked, so the customer's quoted words never count against the agent.
+        category = self.category
+        threshold = self.threshold
+        for (start, end), p in zip(doc.sentences, doc.learned(self.model), strict=True):
             # The model is cheap and usually says no; the exception patterns only run when it says yes.
-            if self.model.probability(doc.scan[start:end], self.category) <= self.threshold:
+            if p.get(category, 0.0) <= threshold:
                 continue
             if not (self.unless and _any(self.unless, doc, start, end)):
                 yield start, end

@@ -72,20 +72,19 @@ class SentenceModel:
         width = len(self.categories)
         if len(self.intercepts) != width:
             raise ModelFileError(f"{len(self.intercepts)} intercepts for {width} categories")
-        # One dictionary per quantity, so a sentence's sums run as C-level map() over its n-grams: idf squared (for
-        # the norm) and idf * weight for each category.
-        self.idf: dict[str, float] = {}
-        self.square: dict[str, float] = {}
-        self.scaled: list[dict[str, float]] = [{} for _ in range(width)]
+        # One row per n-gram: (idf squared, for the norm; then idf * weight for each category). A sentence's sums are
+        # then one lookup per n-gram and a C-level sum over the rows' columns.
+        self.rows: dict[str, tuple[float, ...]] = {}
         for term, row in data["terms"].items():
             if len(row) != width + 1:
                 raise ModelFileError(f"term {term!r} has {len(row)} numbers, expected idf + {width} weights")
-            key = str(term)
             idf = float(row[0])
-            self.idf[key] = idf
-            self.square[key] = idf * idf
-            for scaled, weight in zip(self.scaled, row[1:], strict=True):
-                scaled[key] = idf * float(weight)
+            self.rows[str(term)] = (idf * idf, *(idf * float(w) for w in row[1:]))
+        # The usual model (word 1-3-grams only) is looked up without the "w:" prefix, so the n-grams of a sentence
+        # are built as bare joins of its tokens: this runs for every sentence of every checked reply.
+        self._bare = self.words == (1, 3) and not self.chars[1] >= self.chars[0] > 0
+        if self._bare:
+            self.rows = {term[2:]: row for term, row in self.rows.items() if term.startswith("w:")}
         self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     @classmethod
@@ -110,22 +109,31 @@ class SentenceModel:
             return hit
         # Sublinear tf times idf, L2-normalised, dotted with each category's weights, as TfidfVectorizer and
         # LogisticRegression compute it.
-        idf = self.idf
-        found = [g for g in features(sentence, self.words, self.chars) if g in idf]
-        z = list(self.intercepts)
+        if self._bare:
+            toks = _TOKEN.findall(sentence.lower().replace("\u2019", "'"))
+            grams = toks + list(map(" ".join, zip(toks, toks[1:], strict=False)))
+            grams += map(" ".join, zip(toks, toks[1:], toks[2:], strict=False))
+        else:
+            grams = features(sentence, self.words, self.chars)
+        rows = self.rows
+        found = [g for g in grams if g in rows]
+        z: Sequence[float] = self.intercepts
         if found:
-            if len(set(found)) == len(found):  # every n-gram once, so tf is 1
-                once, many = found, []
-            else:  # a repeated word or phrase: tf = 1 + log(count) for those few
+            if len(set(found)) == len(found):  # every n-gram once, so tf is 1: plain column sums
+                sums: list[float] = list(map(sum, zip(*map(rows.__getitem__, found), strict=True)))
+            else:  # a repeated word or phrase ("the ... the"): tf = 1 + log(count) for those few, squared in the norm
                 counts = Counter(found)
                 once = [g for g, n in counts.items() if n == 1]
-                many = [(g, 1.0 + math.log(n)) for g, n in counts.items() if n > 1]
-            square = sum(map(self.square.__getitem__, once)) + sum(t * t * self.square[g] for g, t in many)
-            norm = math.sqrt(square) or 1.0
-            z = [
-                b + (sum(map(w.__getitem__, once)) + sum(t * w[g] for g, t in many)) / norm
-                for b, w in zip(z, self.scaled, strict=True)
-            ]
+                sums = list(map(sum, zip(*map(rows.__getitem__, once), strict=True))) if once else [0.0] * (len(z) + 1)
+                for g, n in counts.items():
+                    if n > 1:
+                        tf = 1.0 + math.log(n)
+                        row = rows[g]
+                        sums[0] += tf * tf * row[0]
+                        for k in range(1, len(sums)):
+                            sums[k] += tf * row[k]
+            norm = math.sqrt(sums[0]) or 1.0
+            z = [b + v / norm for b, v in zip(z, sums[1:], strict=True)]
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
         # A short memory: the three classifier rules ask about the same sentences, and so does a live re-check of a
         # draft being edited. It is kept small so it never stands in for the computation on new text.

@@ -39,14 +39,16 @@ def test_features_share_evidence_across_inflections() -> None:
     assert "w:you didn't read" in features("you didn't read it")
 
 
-def test_inference_matches_scikit_learn() -> None:
+# (0, 0): word n-grams only, the shipped model's features, looked up without the "w:" prefix (the fast path).
+@pytest.mark.parametrize("chars", [(3, 5), (0, 0)])
+def test_inference_matches_scikit_learn(chars: tuple[int, int]) -> None:
     sklearn = pytest.importorskip("sklearn")
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
 
     assert sklearn
     texts = [t for t, _ in SENTENCES]
-    vectorizer = TfidfVectorizer(analyzer=lambda t: features(t, (1, 3), (3, 5)), sublinear_tf=True, lowercase=False)
+    vectorizer = TfidfVectorizer(analyzer=lambda t: features(t, (1, 3), chars), sublinear_tf=True, lowercase=False)
     matrix = vectorizer.fit_transform(texts)
     vocab = vectorizer.get_feature_names_out()
     columns = [list(vectorizer.idf_)]
@@ -58,8 +60,10 @@ def test_inference_matches_scikit_learn() -> None:
         columns.append(list(model.coef_[0]))
         intercepts.append(float(model.intercept_[0]))
     terms = {str(t): [float(col[i]) for col in columns] for i, t in enumerate(vocab)}
-    ours = SentenceModel(to_data(BLOCKING_CATEGORIES, terms, intercepts, words=(1, 3), chars=(3, 5)))
+    ours = SentenceModel(to_data(BLOCKING_CATEGORIES, terms, intercepts, words=(1, 3), chars=chars))
     unseen = ["you should have read the label", "sorry for the trouble", "nothing i can do", "hello there"]
+    # repeated words and phrases take the tf = 1 + log(count) branch
+    unseen += ["you should have, you should have read the the label", "sorry sorry sorry for the trouble", "no no no"]
     for text in texts + unseen:
         row = vectorizer.transform([text])
         for category in BLOCKING_CATEGORIES:
