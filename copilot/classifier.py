@@ -135,8 +135,9 @@ class SentenceModel:
             norm = math.sqrt(sums[0]) or 1.0
             z = [b + v / norm for b, v in zip(z, sums[1:], strict=True)]
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
-        # A short memory: the three classifier rules ask about the same sentences, and so does a live re-check of a
-        # draft being edited. It is kept small so it never stands in for the computation on new text.
+        # A short memory: a live re-check of a draft being edited asks about the same sentences again, and so does the
+        # trainer picking each reply's most likely sentence per category. It is kept small so it never stands in for
+        # the computation on new text (the checker itself asks once per sentence, see checker._Doc.learned).
         self._recent[sentence] = result
         if len(self._recent) > 64:
             self._recent.popitem(last=False)
