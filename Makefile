@@ -33,8 +33,8 @@ run: install
 	$(BIN)/copilot ui
 
 lint:
-	$(BIN)/ruff check copilot tests benchmarks
-	$(BIN)/ruff format --check copilot tests benchmarks
+	$(BIN)/ruff check copilot tests benchmarks setup.py
+	$(BIN)/ruff format --check copilot tests benchmarks setup.py
 
 typecheck:
 	$(BIN)/mypy

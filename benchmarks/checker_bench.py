@@ -2,7 +2,8 @@
 
 Replies are built by combining 3-6 sentences drawn from all the labelled sets in evals/ (about 5,000 distinct
 sentences, fixed seed), so they mix clean and flagged sentences the way real drafts do and rarely repeat one.
-Prints replies/s and p50/p99 latency per reply; asserts nothing.
+Prints replies/s and p50/p99 latency per reply, and which engine ran (the C build made at install, or the source:
+COPILOT_PURE_PYTHON=1 asks for the source); asserts nothing.
 
     python benchmarks/checker_bench.py [--replies 5000] [--seed 7]
 """
@@ -21,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from copilot import native  # noqa: E402
 from copilot.checker import CheckContext, Checker  # noqa: E402
 
 SENTENCE = re.compile(r"(?<=[.!?])\s+")
@@ -74,6 +76,7 @@ def main() -> None:
     chars = statistics.mean(len(t) for t, _ in replies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     distinct = len({s for text, _ in replies for s in SENTENCE.split(text)})
+    print(f"engine: {native.describe(native.STATE)}")
     print(
         f"rules: {len(checker.rules)}  load: {load_ms:.0f} ms  replies: {len(replies)}  mean length: {chars:.0f} chars"
         f"  distinct sentences: {distinct:,}"

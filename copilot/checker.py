@@ -14,20 +14,28 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from copilot.classifier import SentenceModel
 from copilot.errors import DataFileError
+from copilot.rulespec import (
+    KINDS,
+    ActionCountSpec,
+    ApologySpec,
+    Category,
+    ClassifierSpec,
+    ExampleCase,
+    LongSentenceSpec,
+    MissingSpec,
+    PhraseSpec,
+    RuleSpec,
+    Severity,
+)
 
-Category = Literal["blame", "defensiveness", "empty_apology", "coaching", "commitment"]
-Severity = Literal["block", "warn", "hint"]
 BLOCKING_CATEGORIES = ("blame", "defensiveness", "empty_apology")
-
-CATEGORIES: tuple[str, ...] = get_args(Category)
-SEVERITIES: tuple[str, ...] = get_args(Severity)
 DEFAULT_SEVERITY: dict[str, Severity] = {
     "blame": "block",
     "defensiveness": "block",
@@ -80,10 +88,12 @@ _ABBREVIATION_WORD = re.compile(r"([\w.]+)\.$")
 _WORD = re.compile(r"\w+")
 # The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
 # without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes. The regex
-# compiler (stdlib, private) tells which patterns re itself can skip ahead in (see _starts).
+# compiler (stdlib, private) tells which patterns re itself can skip ahead in (see _starts), and with _sre it
+# compiles the word lists as tries (see _factored).
 try:
     _sre_parse: Any = importlib.import_module("re._parser")
     _sre_compiler: Any = importlib.import_module("re._compiler")
+    _sre: Any = importlib.import_module("_sre")
 except ImportError:  # pragma: no cover - Python < 3.11 names it sre_parse
     _sre_parse = None
 
@@ -124,118 +134,6 @@ class CheckContext:
     customer_name: str | None = None
     issue: str | None = None
 
-
-# ---------------------------------------------------------------------------------------------------------------
-# Rule file schema (pydantic). Every model forbids unknown keys so a typo is reported, not silently ignored.
-# ---------------------------------------------------------------------------------------------------------------
-
-NonEmpty = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
-
-
-class ExampleCase(BaseModel):
-    """An example reply with the conversation context it needs (e.g. the customer's name)."""
-
-    model_config = ConfigDict(extra="forbid")
-    text: NonEmpty
-    customer_name: str | None = None
-    issue: str | None = None
-
-
-Example = NonEmpty | ExampleCase
-
-
-class Examples(BaseModel):
-    """Replies the rule must flag and replies it must leave alone; they double as tests."""
-
-    model_config = ConfigDict(extra="forbid")
-    flag: list[Example] = Field(min_length=2)
-    pass_: list[Example] = Field(min_length=2, alias="pass")
-
-
-class RuleSpec(BaseModel):
-    """Keys every rule has, whatever its kind."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    id: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_.-]*$")]
-    kind: str
-    category: Category
-    severity: Severity | None = None
-    message: NonEmpty
-    suggestion: NonEmpty
-    source: Annotated[str, StringConstraints(pattern=r"^knowledge/[^/]+\.md$")]
-    examples: Examples
-
-
-class PhraseSpec(RuleSpec):
-    """Regex patterns matched inside one sentence, cancelled by ``unless`` patterns nearby."""
-
-    patterns: list[NonEmpty] = Field(min_length=1)
-    unless: list[NonEmpty] = []
-    unless_before: list[NonEmpty] = []
-    unless_next: list[NonEmpty] = []
-
-
-class ApologySpec(RuleSpec):
-    """Finds apologies (``anchor``) and flags those whose continuation matches one of ``patterns``."""
-
-    anchor: NonEmpty
-    skip_before: list[NonEmpty] = []
-    patterns: list[NonEmpty] = Field(min_length=1)
-    unless: list[NonEmpty] = []
-    # Cancels a match when the text just before the apology (the previous sentence and the current one up to the
-    # apology word) names the problem, so "... that should never have happened, and I apologise for it" passes.
-    unless_previous: list[NonEmpty] = []
-
-
-class MissingSpec(RuleSpec):
-    """Hints when a reply of at least ``min_sentences`` sentences contains none of ``patterns``."""
-
-    patterns: list[NonEmpty] = Field(min_length=1)
-    min_sentences: int = Field(default=2, ge=1)
-    point_at: Literal["first", "last"] = "first"
-
-
-class NameUnusedSpec(RuleSpec):
-    """Hints when the customer's name is known but the reply never uses it."""
-
-
-class ActionCountSpec(RuleSpec):
-    """Counts first-person commitments (``patterns``) and hints outside ``min``..``max``."""
-
-    patterns: list[NonEmpty] = Field(min_length=1)
-    min: int = Field(default=1, ge=0)
-    max: int = Field(default=3, ge=1)
-    min_sentences: int = Field(default=2, ge=1)
-
-
-class LongSentenceSpec(RuleSpec):
-    """Hints at sentences longer than ``max_words`` words."""
-
-    max_words: int = Field(default=35, ge=5)
-
-
-class ClassifierSpec(RuleSpec):
-    """Flags sentences a trained model (weights in ``model``, a JSON file beside the rules) scores above ``threshold``.
-
-    Catches phrasings no pattern anticipated; patterns stay the precise first line. Retrain the weights with
-    ``copilot train`` after adding labelled examples to evals/.
-    """
-
-    model: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_.-]+\.json$")]
-    threshold: float = Field(default=0.6, gt=0.5, lt=1.0)
-    # A sentence matching one of these is never flagged by the model (e.g. the agent owning the fix).
-    unless: list[NonEmpty] = []
-
-
-KINDS: dict[str, type[RuleSpec]] = {
-    "phrase": PhraseSpec,
-    "apology": ApologySpec,
-    "missing": MissingSpec,
-    "name_unused": NameUnusedSpec,
-    "action_count": ActionCountSpec,
-    "long_sentence": LongSentenceSpec,
-    "classifier": ClassifierSpec,
-}
 
 _TOP_LEVEL_KEYS = ("rules", "vocabulary")
 
@@ -984,11 +882,88 @@ def _intern(source: str) -> re.Pattern[str]:
     """Compile ``source`` once per process and remember which words any match of it needs."""
     rx = _INTERNED.get(source)
     if rx is None:
-        rx = re.compile(source, _FLAGS)
+        try:
+            rx = _factored(source)
+        except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it (or says what is wrong)
+            rx = re.compile(source, _FLAGS)
         _INTERNED[source] = rx
         _NEEDS[id(rx)] = _required_literals(source)
         _INFO[id(rx)] = (_NEEDS[id(rx)], _starts(source))
     return rx
+
+
+# Word lists as tries. A vocabulary macro expands to an alternation of a hundred words ("courier|supplier|..."),
+# and re tries every alternative in turn at every position it reaches; grouped by first letter, then by the next,
+# it tries a handful. Only alternatives that begin with a plain letter are regrouped, and only among neighbours
+# that do: two such alternatives beginning with different letters can never both match at one position, so their
+# order cannot change what matches, while alternatives beginning with the same letter keep their order. The
+# compiled pattern keeps its source text, so everything keyed by ``rx.pattern`` is unchanged.
+
+
+def _factored(source: str) -> re.Pattern[str]:
+    """``re.compile(source, _FLAGS)`` with each alternation of words compiled as a trie; matches are identical."""
+    if _sre_parse is None:
+        return re.compile(source, _FLAGS)
+    parsed = _sre_parse.parse(source, _FLAGS)
+    state = parsed.state
+    if state.flags & (re.IGNORECASE | re.LOCALE):
+        return re.compile(source, _FLAGS)
+    tree = _sre_parse.SubPattern(state, _trie_items(state, list(parsed)))
+    code = _sre_compiler._code(tree, _FLAGS)
+    index_group: list[str | None] = [None] * state.groups
+    for name, number in state.groupdict.items():
+        index_group[number] = name
+    return _sre.compile(  # type: ignore[no-any-return]
+        source, _FLAGS | state.flags, code, state.groups - 1, state.groupdict, tuple(index_group)
+    )
+
+
+def _trie_items(state: Any, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """``items`` with every alternation inside them regrouped (see _factored)."""
+    out: list[tuple[Any, Any]] = []
+    for op, av in items:
+        name = str(op)
+        if name == "BRANCH":
+            out.extend(_trie_branch(state, [_trie_items(state, list(alt)) for alt in av[1]]))
+            continue
+        if name == "SUBPATTERN":
+            av = (*av[:-1], _sre_parse.SubPattern(state, _trie_items(state, list(av[-1]))))
+        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+            av = (av[0], av[1], _sre_parse.SubPattern(state, _trie_items(state, list(av[2]))))
+        elif name in ("ASSERT", "ASSERT_NOT"):
+            av = (av[0], _sre_parse.SubPattern(state, _trie_items(state, list(av[1]))))
+        elif name == "ATOMIC_GROUP":
+            av = _sre_parse.SubPattern(state, _trie_items(state, list(av)))
+        elif name in ("GROUPREF_EXISTS", "CALL"):
+            raise ValueError("left to re")
+        out.append((op, av))
+    return out
+
+
+def _trie_branch(state: Any, alternatives: list[list[tuple[Any, Any]]]) -> list[tuple[Any, Any]]:
+    """The items of one alternation, with neighbouring alternatives that begin with a letter grouped by it."""
+    grouped: list[list[tuple[Any, Any]]] = []
+    run: dict[int, list[list[tuple[Any, Any]]]] = {}
+
+    def close_run() -> None:
+        for alts in run.values():
+            if len(alts) == 1:
+                grouped.append(alts[0])
+            else:
+                grouped.append([alts[0][0], *_trie_branch(state, [alt[1:] for alt in alts])])
+        run.clear()
+
+    for alt in alternatives:
+        if alt and str(alt[0][0]) == "LITERAL":
+            run.setdefault(alt[0][1], []).append(alt)
+        else:
+            close_run()  # an empty alternative or one starting otherwise keeps its place
+            grouped.append(alt)
+    close_run()
+    if len(grouped) == 1:
+        return grouped[0]
+    branch = (_sre_parse.BRANCH, (None, [_sre_parse.SubPattern(state, alt) for alt in grouped]))
+    return [(_sre_parse.SUBPATTERN, (None, 0, 0, _sre_parse.SubPattern(state, [branch])))]
 
 
 def _intern_tuple(patterns: Sequence[re.Pattern[str]]) -> tuple[re.Pattern[str], ...]:

@@ -1,0 +1,197 @@
+"""The checker's C build (mypyc, see setup.py and copilot/native.py): the same findings as the source it was built
+from, in use wherever a compiler was there at install time, and never used once its source has changed."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copilot import native
+from copilot.checker import _FLAGS, _INTERNED, Checker, _factored
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "copilot"
+
+# Checks every labelled text and a few thousand combined replies; prints which engine ran and the findings.
+_RUN_ALL = """
+import json, random, sys
+from pathlib import Path
+from copilot import native
+from copilot.checker import CheckContext, Checker
+root = Path(sys.argv[1])
+texts = [json.loads(line)["text"] for path in sorted((root / "evals").glob("checker*.jsonl"))
+         for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+rng = random.Random(11)
+replies = ["Hi Dana, " + " ".join(rng.sample(texts, rng.randint(2, 5))) for _ in range(1500)]
+checker = Checker.load(root / "prompts" / "checker")
+found = [[f.to_dict() for f in checker.check(t, CheckContext(customer_name="Dana"))] for t in texts + replies]
+print(json.dumps({"state": native.STATE, "findings": found}))
+"""
+
+
+def _run_all(pure: bool) -> dict[str, object]:
+    env = (
+        {**os.environ, "COPILOT_PURE_PYTHON": "1"}
+        if pure
+        else {k: v for k, v in os.environ.items() if k != "COPILOT_PURE_PYTHON"}
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_ALL, str(ROOT)], env=env, capture_output=True, text=True, timeout=600, check=True
+    )
+    result: dict[str, object] = json.loads(done.stdout)
+    return result
+
+
+def _compiler() -> str | None:
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    return shutil.which(cc) or shutil.which("gcc") or shutil.which("cc")
+
+
+def test_the_c_build_is_in_use_where_a_compiler_is() -> None:
+    if os.environ.get("COPILOT_PURE_PYTHON"):
+        pytest.skip("COPILOT_PURE_PYTHON is set: the source runs on purpose")
+    if native.STATE == "stale":
+        pytest.skip("copilot/checker.py or classifier.py changed since the build: `pip install -e .` rebuilds it")
+    if _compiler() is None:
+        pytest.skip("no C compiler here: the package runs as plain Python")
+    assert native.STATE == "compiled", (
+        f"a C compiler is here but the checker runs as {native.describe(native.STATE)}; reinstall with "
+        "`pip install -e .` and read pip's output for the mypyc build error"
+    )
+    import copilot.checker
+    import copilot.classifier
+
+    assert not copilot.checker.__file__.endswith(".py")
+    assert not copilot.classifier.__file__.endswith(".py")
+
+
+def test_the_compiled_engine_finds_exactly_what_the_source_finds() -> None:
+    compiled = _run_all(pure=False)
+    if compiled["state"] != "compiled":
+        pytest.skip(f"no C build to compare: {native.describe(str(compiled['state']))}")
+    source = _run_all(pure=True)
+    assert source["state"] == "pure"
+    assert isinstance(source["findings"], list) and isinstance(compiled["findings"], list)
+    assert len(source["findings"]) > 3000
+    assert sum(map(len, source["findings"])) > 3000  # the texts are full of findings, so equal lists mean something
+    for i, (a, b) in enumerate(zip(source["findings"], compiled["findings"], strict=True)):
+        assert a == b, i
+
+
+def _copy_package(tmp_path: Path) -> Path:
+    target = tmp_path / "copilot"
+    shutil.copytree(PACKAGE, target, ignore=shutil.ignore_patterns("__pycache__"))
+    return target
+
+
+def _imported_from(tmp_path: Path) -> tuple[str, str, str]:
+    code = "import copilot.checker as c, copilot.classifier as k, copilot.native as n\n"
+    code += "print(n.STATE, c.__file__, k.__file__)"
+    env = {k: v for k, v in os.environ.items() if k != "COPILOT_PURE_PYTHON"}
+    env["PYTHONPATH"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120, check=True, cwd=tmp_path
+    )
+    state, checker_file, classifier_file = done.stdout.split()
+    return state, checker_file, classifier_file
+
+
+def test_an_edited_source_runs_instead_of_its_older_c_build(tmp_path: Path) -> None:
+    if native.STATE != "compiled":
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    package = _copy_package(tmp_path)
+    state, checker_file, _ = _imported_from(tmp_path)
+    assert state == "compiled" and Path(checker_file).parent == package and not checker_file.endswith(".py")
+
+    source = package / "checker.py"
+    source.write_text(source.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
+    state, checker_file, classifier_file = _imported_from(tmp_path)
+    # both run as source: compiled modules call each other directly, so one cannot run beside the other's source
+    assert (state, checker_file, classifier_file) == ("stale", str(source), str(package / "classifier.py"))
+
+
+def test_a_build_without_its_record_counts_as_stale(tmp_path: Path) -> None:
+    if native.STATE != "compiled":
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    package = _copy_package(tmp_path)
+    (package / native.RECORD).unlink()
+    assert native.status(package) == "stale"
+    assert _imported_from(tmp_path)[0] == "stale"
+
+
+def test_status_without_a_build_is_absent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("COPILOT_PURE_PYTHON", raising=False)
+    for name in native.COMPILED:
+        shutil.copy(PACKAGE / f"{name}.py", tmp_path / f"{name}.py")
+    assert native.status(tmp_path) == "absent"
+    monkeypatch.setenv("COPILOT_PURE_PYTHON", "1")
+    assert native.status(tmp_path) == "pure"
+
+
+# Word lists are compiled as tries (checker._factored); the matches must be re's own, position for position.
+
+
+def _spans(rx: re.Pattern[str], text: str) -> list[tuple[int, int, tuple[str | None, ...]]]:
+    return [(m.start(), m.end(), m.groups()) for m in rx.finditer(text)]
+
+
+def test_the_shipped_patterns_as_tries_match_exactly_what_re_matches() -> None:
+    Checker.load(ROOT / "prompts" / "checker")
+    texts = [
+        json.loads(line)["text"].lower()
+        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    sample = random.Random(5).sample(texts, 600)
+    patterns = list(_INTERNED.items())
+    assert len(patterns) > 200
+    for source, compiled in patterns:
+        plain = re.compile(source, _FLAGS)
+        assert compiled.pattern == source
+        for text in sample:
+            assert _spans(compiled, text) == _spans(plain, text), (source[:80], text)
+
+
+_WORDS = st.sampled_from(["a", "ab", "abc", "abd", "b", "ba", "bab", "", "c", "x"])
+
+
+@st.composite
+def _alternations(draw: st.DrawFn) -> str:
+    def alternation() -> str:
+        parts = draw(st.lists(_WORDS, min_size=2, max_size=7))
+        # something other than a plain letter first keeps its place among the letters around it
+        if draw(st.integers(0, 2)) == 0:
+            parts.insert(draw(st.integers(0, len(parts))), draw(st.sampled_from(["[ab]", "(?=a)b", ".", "a?b", "\\w"])))
+        return "(?:" + "|".join(parts) + ")"
+
+    # alternations in a row, inside a repeat, and nested in one another's alternatives
+    pieces = [alternation() + draw(st.sampled_from(["", "*", "+?", "{0,2}"])) for _ in range(draw(st.integers(1, 3)))]
+    if draw(st.booleans()):
+        pieces = ["(?:a" + pieces[0] + "|ab|" + "".join(pieces[1:]) + "|b)"]
+    head = draw(st.sampled_from(["", "(a)", "\\b", "(?<!b)"]))
+    tail = draw(st.sampled_from(["", "c", "(?!b)", "$", "(b)?c"]))
+    return head + "".join(pieces) + tail
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(_alternations(), st.text(alphabet="abc ", max_size=12))
+def test_alternations_as_tries_match_exactly_what_re_matches(source: str, text: str) -> None:
+    plain = re.compile(source, _FLAGS)
+    assert _spans(_factored(source), text) == _spans(plain, text)
+
+
+def test_factored_patterns_still_report_their_own_errors() -> None:
+    with pytest.raises(re.error):
+        _factored("(?:unclosed|group")
