@@ -165,6 +165,7 @@ class _Doc:
         "_keyed",
         "_short",
         "_learned",
+        "_positions",
     )
 
     def __init__(self, text: str) -> None:
@@ -219,6 +220,7 @@ class _Doc:
         self._found: dict[int, list[re.Match[str]]] = {}
         self._memo: dict[tuple[int, int], bool] = {}
         self._learned: dict[int, list[dict[str, float]]] = {}
+        self._positions: dict[int, list[int] | None] = {}
 
     def learned(self, model: SentenceModel) -> list[dict[str, float]]:
         """The model's probabilities for each sentence, worked out once for all the classifier rules sharing it.
@@ -230,6 +232,17 @@ class _Doc:
         if found is None:
             scan = self.scan
             found = self._learned[id(model)] = [model.probabilities(scan[s:e]) for s, e in self.sentences]
+        return found
+
+    def positions(self, rx: re.Pattern[str]) -> list[int] | None:
+        """Every position in the text where a match of ``rx`` can start, ascending (see _starts); None when that is
+        not known, so the pattern must be searched for. Remembered for the rules sharing ``rx``."""
+        key = id(rx)
+        if key in self._positions:
+            return self._positions[key]
+        starts = _INFO.get(key, _NO_INFO)[1]
+        found = None if starts is None else sorted({p for at in self.candidates(starts) for p in at})
+        self._positions[key] = found
         return found
 
     def candidates(self, starts: _Starts) -> list[list[int]]:
@@ -485,18 +498,40 @@ def _found(rx: re.Pattern[str], doc: _Doc) -> bool:
 
 def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
     """True when any pattern matches inside a whole sentence (^ and $ are the sentence's ends)."""
+    scan = doc.scan
     for p in patterns:
-        if doc.may_match(_NEEDS.get(id(p), ())) and next(_finditer(p, doc.scan, start, end), None) is not None:
-            return True
+        if not doc.may_match(_NEEDS.get(id(p), ())):
+            continue
+        at = doc.positions(p)
+        if at is None:
+            if next(_finditer(p, scan, start, end), None) is not None:
+                return True
+            continue
+        # Tried only where a match can start, as _matches_at does for the whole text: the same answer as searching.
+        match = p.match
+        for i in range(bisect.bisect_left(at, start), bisect.bisect_right(at, end)):
+            if match(scan, at[i], end) is not None:
+                return True
     return False
 
 
 def _cancelled(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int, m_start: int, m_end: int) -> bool:
     """True when an exception matches elsewhere in the sentence; the flagged words cannot excuse themselves."""
+    scan = doc.scan
     for p in patterns:
         if not doc.may_match(_NEEDS.get(id(p), ())):
             continue
-        for u in _finditer(p, doc.scan, start, end):
+        at = doc.positions(p)
+        if at is None:
+            found: Iterable[re.Match[str]] = _finditer(p, scan, start, end)
+        else:
+            lo, hi = bisect.bisect_left(at, start), bisect.bisect_right(at, end)
+            if lo == hi:
+                continue
+            match = p.match
+            tried = [m for i in range(lo, hi) if (m := match(scan, at[i], end)) is not None]
+            found = _leftmost(tried) if len(tried) > 1 else tried
+        for u in found:
             if u.end() <= m_start or u.start() >= m_end:
                 return True
     return False
