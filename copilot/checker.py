@@ -47,6 +47,9 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
 # Patterns ignore case by matching lower-cased patterns against lower-cased text: Python's re is several times
 # slower with IGNORECASE because it can no longer use literal prefixes to skip ahead.
 _FLAGS = re.MULTILINE
+# re's own parser and compiler test flags bit by bit: as a plain int they cost nothing, as a RegexFlag each test is an
+# enum operation (re.compile converts them the same way).
+_FLAG_BITS = int(_FLAGS)
 # Matches may not start or end inside a word ("you" inside "your", "no" inside "know"), whatever the pattern's
 # first and last characters are (a plain \b would break patterns that start with a comma). The end is guarded in
 # the regex; the start is checked in Python (_finditer) because a leading look-behind stops re from skipping ahead
@@ -818,14 +821,23 @@ def _check_duplicate_keys(located: _Located, node: yaml.Node | None) -> None:
             _check_duplicate_keys(located, item)
 
 
+# libyaml's parser when PyYAML was built with it (its wheels are): the rule files load several times faster.
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_yaml(path: Path) -> tuple[Any, _Located]:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(path, f"cannot read the file: {exc}", fix="save it as UTF-8 text") from exc
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # One pass builds the node tree (for line numbers) and the data from it.
+        loader = _YAML_LOADER(text)
+        try:
+            root = loader.get_single_node()
+            data = loader.construct_document(root) if root is not None else None
+        finally:
+            loader.dispose()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -917,13 +929,21 @@ def _intern(source: str) -> re.Pattern[str]:
     """Compile ``source`` once per process and remember which words any match of it needs."""
     rx = _INTERNED.get(source)
     if rx is None:
+        parsed = None
+        if _sre_parse is not None:
+            try:
+                parsed = _sre_parse.parse(source, _FLAG_BITS)  # parsed once for all three uses below
+            except Exception:  # noqa: BLE001 - re.compile says what is wrong with it
+                parsed = None
+        needs = _required_literals(source, parsed)
+        starts = _starts(source, parsed)
         try:
-            rx = _factored(source)
+            rx = _factored(source, parsed)
         except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it (or says what is wrong)
             rx = re.compile(source, _FLAGS)
         _INTERNED[source] = rx
-        _NEEDS[id(rx)] = _required_literals(source)
-        _INFO[id(rx)] = (_NEEDS[id(rx)], _starts(source))
+        _NEEDS[id(rx)] = needs
+        _INFO[id(rx)] = (needs, starts)
     return rx
 
 
@@ -935,21 +955,25 @@ def _intern(source: str) -> re.Pattern[str]:
 # compiled pattern keeps its source text, so everything keyed by ``rx.pattern`` is unchanged.
 
 
-def _factored(source: str) -> re.Pattern[str]:
-    """``re.compile(source, _FLAGS)`` with each alternation of words compiled as a trie; matches are identical."""
+def _factored(source: str, parsed: Any = None) -> re.Pattern[str]:
+    """``re.compile(source, _FLAGS)`` with each alternation of words compiled as a trie; matches are identical.
+
+    ``parsed`` is ``source`` as the regex parser reads it, when already at hand; it is not changed.
+    """
     if _sre_parse is None:
         return re.compile(source, _FLAGS)
-    parsed = _sre_parse.parse(source, _FLAGS)
+    if parsed is None:
+        parsed = _sre_parse.parse(source, _FLAG_BITS)
     state = parsed.state
     if state.flags & (re.IGNORECASE | re.LOCALE):
         return re.compile(source, _FLAGS)
     tree = _sre_parse.SubPattern(state, _trie_items(state, list(parsed)))
-    code = _sre_compiler._code(tree, _FLAGS)
+    code = _sre_compiler._code(tree, _FLAG_BITS)
     index_group: list[str | None] = [None] * state.groups
     for name, number in state.groupdict.items():
         index_group[number] = name
     return _sre.compile(  # type: ignore[no-any-return]
-        source, _FLAGS | state.flags, code, state.groups - 1, state.groupdict, tuple(index_group)
+        source, _FLAG_BITS | state.flags, code, state.groups - 1, state.groupdict, tuple(index_group)
     )
 
 
@@ -1114,12 +1138,14 @@ _GROUP_SUBS: list[tuple[str, ...]] = []
 _WORD_GROUPS: dict[str, list[int]] = {}
 
 
-def _required_literals(source: str) -> _Needs:
+def _required_literals(source: str, parsed: Any = None) -> _Needs:
     """Numbered required-word groups of ``source`` (most selective first; empty = always run the pattern)."""
     if _sre_parse is None:
         return ()
     try:
-        groups = _req_groups(list(_sre_parse.parse(source, _FLAGS)), True, False)
+        if parsed is None:
+            parsed = _sre_parse.parse(source, _FLAG_BITS)
+        groups = _req_groups(list(parsed), True, False)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
         return ()
     ranked = sorted(set(groups), key=_group_rank, reverse=True)
@@ -1295,16 +1321,17 @@ def _part(rx: re.Pattern[str]) -> _Part:
     return rx, words, others, keys, starts
 
 
-def _starts(source: str) -> _Starts | None:
+def _starts(source: str, parsed: Any = None) -> _Starts | None:
     """The strings every match of ``source`` starts with, by length; None when unknown or not worth it."""
     if _sre_parse is None:
         return None
     try:
-        parsed = _sre_parse.parse(source, _FLAGS)
+        if parsed is None:
+            parsed = _sre_parse.parse(source, _FLAG_BITS)
         if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
             return None
         # re skips ahead to a literal prefix itself, faster than trying each word that starts with it.
-        if len(_sre_compiler._get_literal_prefix(parsed, _FLAGS)[0]) >= _START_SIZE:
+        if len(_sre_compiler._get_literal_prefix(parsed, _FLAG_BITS)[0]) >= _START_SIZE:
             return None
         found = _prefixes(list(parsed))
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
