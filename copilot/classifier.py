@@ -2,11 +2,13 @@
 
 ``copilot train`` (copilot/training.py) fits TF-IDF + one logistic regression per category with scikit-learn,
 using :func:`features` as its analyzer, and writes the result as JSON; this module reads that JSON and computes
-the same probabilities without scikit-learn, so ``copilot check`` stays fast to start.
+the same probabilities without scikit-learn, so ``copilot check`` stays fast to start. With the C build
+(copilot/native.py) the per-sentence sums run in C (copilot/_sentence_model.c); the Python code is the reference.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import re
@@ -85,6 +87,8 @@ class SentenceModel:
         self._bare = self.words == (1, 3) and not self.chars[1] >= self.chars[0] > 0
         if self._bare:
             self.rows = {term[2:]: row for term, row in self.rows.items() if term.startswith("w:")}
+        # The same sums in C (copilot/_sentence_model.c) where the C build is in use; None: the Python code below.
+        self.scorer: Any = _c_scorer(self.rows, width + 1) if self._bare else None
         self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     @classmethod
@@ -109,6 +113,13 @@ class SentenceModel:
             return hit
         # Sublinear tf times idf, L2-normalised, dotted with each category's weights, as TfidfVectorizer and
         # LogisticRegression compute it.
+        z: Sequence[float] = self.intercepts
+        if self.scorer is not None:
+            summed = self.scorer.sums(_TOKEN.findall(sentence.lower().replace("\u2019", "'")))
+            if summed is not None:
+                norm = math.sqrt(summed[0]) or 1.0
+                z = [b + v / norm for b, v in zip(z, summed[1:], strict=True)]
+            return self._remember(sentence, z)
         if self._bare:
             toks = _TOKEN.findall(sentence.lower().replace("\u2019", "'"))
             grams = toks + list(map(" ".join, zip(toks, toks[1:], strict=False)))
@@ -117,7 +128,6 @@ class SentenceModel:
             grams = features(sentence, self.words, self.chars)
         rows = self.rows
         found = [g for g in grams if g in rows]
-        z: Sequence[float] = self.intercepts
         if found:
             if len(set(found)) == len(found):  # every n-gram once, so tf is 1: plain column sums
                 sums: list[float] = list(map(sum, zip(*map(rows.__getitem__, found), strict=True)))
@@ -134,6 +144,9 @@ class SentenceModel:
                             sums[k] += tf * row[k]
             norm = math.sqrt(sums[0]) or 1.0
             z = [b + v / norm for b, v in zip(z, sums[1:], strict=True)]
+        return self._remember(sentence, z)
+
+    def _remember(self, sentence: str, z: Sequence[float]) -> dict[str, float]:
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
         # A short memory: a live re-check of a draft being edited asks about the same sentences again, and so does the
         # trainer picking each reply's most likely sentence per category. It is kept small so it never stands in for
@@ -146,6 +159,43 @@ class SentenceModel:
     def probability(self, sentence: str, category: str) -> float:
         """P(category | sentence)."""
         return self.probabilities(sentence).get(category, 0.0)
+
+
+def _c_scorer(rows: dict[str, tuple[float, ...]], width: int) -> Any:
+    """A C Scorer holding ``rows`` (word 1-3-grams) numbered as it looks them up; None without the C build."""
+    scorer = _scorer_type()
+    if scorer is None:
+        return None
+    ids: dict[str, int] = {}
+    split = [(term.split(" "), row) for term, row in rows.items()]
+    if not all(1 <= len(words) <= 3 and all(words) for words, _ in split):
+        return None
+    for words, _ in split:
+        for word in words:
+            ids.setdefault(word, len(ids) + 1)
+    base = len(ids) + 1
+    if base**3 >= 2**63:  # n-gram numbers must fit the scorer's 64 bits
+        return None
+    codes = []
+    for words, _ in split:
+        code = 0
+        for word in words:
+            code = code * base + ids[word]
+        codes.append(code)
+    return scorer(ids, codes, [row for _, row in split], width)
+
+
+def _scorer_type() -> Any:
+    # Only beside the compiled modules, and only while they match their sources (copilot/native.py): the C file is
+    # part of the same build and recorded with it; COPILOT_PURE_PYTHON=1 keeps to the Python code.
+    from copilot import native
+
+    if native.STATE != "compiled":
+        return None
+    try:
+        return importlib.import_module("copilot._sentence_model").Scorer
+    except ImportError:
+        return None
 
 
 def to_data(

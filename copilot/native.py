@@ -4,7 +4,7 @@ as they are now, the source files otherwise.
 A stale build would be worse than none: a C module beside its edited source shadows it on import, so a developer's
 change would silently not run. The build writes the hash of each source it compiled; a mismatch, or
 COPILOT_PURE_PYTHON=1, makes every compiled module load from its source instead (all of them, since compiled
-modules call each other directly).
+modules call each other directly), and leaves the learned rules' C sums (copilot/_sentence_model.c) unused.
 """
 
 from __future__ import annotations
@@ -21,13 +21,20 @@ from pathlib import Path
 from types import ModuleType
 
 COMPILED = ("checker", "classifier")
+# Built with them and trusted only with them: the learned rules' sums in C (see copilot/classifier.py).
+C_SOURCES = ("_sentence_model.c",)
 RECORD = "native-build.json"
 PACKAGE = Path(__file__).resolve().parent
 
 
+def source_files() -> list[str]:
+    """The files a build is made from, as the build records them."""
+    return [f"{name}.py" for name in COMPILED] + list(C_SOURCES)
+
+
 def source_hashes(package: Path = PACKAGE) -> dict[str, str]:
-    """SHA-256 of each compiled module's source file, as the build records it."""
-    return {f"{name}.py": hashlib.sha256((package / f"{name}.py").read_bytes()).hexdigest() for name in COMPILED}
+    """SHA-256 of each file the build is made from."""
+    return {name: hashlib.sha256((package / name).read_bytes()).hexdigest() for name in source_files()}
 
 
 def status(package: Path = PACKAGE) -> str:

@@ -3,6 +3,7 @@ from, in use wherever a compiler was there at install time, and never used once 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -18,7 +19,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from copilot import native
-from copilot.checker import _FLAGS, _INTERNED, Checker, _factored
+from copilot.checker import _FLAGS, _INTERNED, Checker, ClassifierRule, _factored
+from copilot.classifier import SentenceModel
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "copilot"
@@ -107,15 +109,16 @@ def _imported_from(tmp_path: Path) -> tuple[str, str, str]:
     return state, checker_file, classifier_file
 
 
-def test_an_edited_source_runs_instead_of_its_older_c_build(tmp_path: Path) -> None:
+@pytest.mark.parametrize("edited", ["checker.py", "_sentence_model.c"])
+def test_an_edited_source_runs_instead_of_its_older_c_build(tmp_path: Path, edited: str) -> None:
     if native.STATE != "compiled":
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
     package = _copy_package(tmp_path)
     state, checker_file, _ = _imported_from(tmp_path)
     assert state == "compiled" and Path(checker_file).parent == package and not checker_file.endswith(".py")
 
+    (package / edited).write_text((package / edited).read_text(encoding="utf-8") + "\n\n", encoding="utf-8")
     source = package / "checker.py"
-    source.write_text(source.read_text(encoding="utf-8") + "\nEDITED = True\n", encoding="utf-8")
     state, checker_file, classifier_file = _imported_from(tmp_path)
     # both run as source: compiled modules call each other directly, so one cannot run beside the other's source
     assert (state, checker_file, classifier_file) == ("stale", str(source), str(package / "classifier.py"))
@@ -195,3 +198,73 @@ def test_alternations_as_tries_match_exactly_what_re_matches(source: str, text: 
 def test_factored_patterns_still_report_their_own_errors() -> None:
     with pytest.raises(re.error):
         _factored("(?:unclosed|group")
+
+
+# The learned rules' sums in C (copilot/_sentence_model.c) against the Python code they stand in for.
+
+
+@functools.cache
+def _shipped_model() -> SentenceModel:
+    checker = Checker.load(ROOT / "prompts" / "checker")
+    return next(rule.model for rule in checker.rules if isinstance(rule, ClassifierRule))
+
+
+def _both(model: SentenceModel, sentences: list[str]) -> tuple[list[dict[str, float]], list[dict[str, float]]]:
+    scorer = model.scorer
+    try:
+        fast = []
+        for sentence in sentences:
+            model._recent.clear()
+            fast.append(model.probabilities(sentence))
+        model.scorer = None
+        slow = []
+        for sentence in sentences:
+            model._recent.clear()
+            slow.append(model.probabilities(sentence))
+    finally:
+        model.scorer = scorer
+    return fast, slow
+
+
+def test_the_c_sums_give_the_python_probabilities_on_every_labelled_sentence() -> None:
+    model = _shipped_model()
+    if model.scorer is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    sentences = [
+        json.loads(line)["text"]
+        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    # no words at all, unknown words only, and repeated words and phrases (the tf = 1 + log(count) branch)
+    sentences += ["", "?!", "qwxz vbnm", "the the the the", "you should have, you should have read it", "Ünïcödé wörds"]
+    fast, slow = _both(model, sentences)
+    # the same additions in the same order: equal to the last bit where Python's sum() adds plainly (up to 3.11)
+    tolerance = 0.0 if sys.version_info < (3, 12) else 1e-12
+    for sentence, a, b in zip(sentences, fast, slow, strict=True):
+        assert a.keys() == b.keys()
+        assert all(abs(a[c] - b[c]) <= tolerance for c in a), sentence
+
+
+_SOME_WORDS = st.sampled_from(["you", "should", "have", "read", "the", "sorry", "for", "any", "zzq", "!", "'s"])
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_SOME_WORDS, max_size=40))
+def test_the_c_sums_match_python_on_any_run_of_words(words: list[str]) -> None:
+    model = _shipped_model()
+    if model.scorer is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    fast, slow = _both(model, [" ".join(words)])
+    assert fast[0] == pytest.approx(slow[0], abs=1e-12)
+
+
+def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
+    model = _shipped_model()
+    if model.scorer is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    with pytest.raises(TypeError):
+        model.scorer.sums("you should have")
+    with pytest.raises(TypeError):
+        model.scorer.sums([["unhashable"]])
+    assert model.scorer.sums([]) is None

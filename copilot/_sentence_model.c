@@ -1,0 +1,213 @@
+/* The learned rules' per-sentence sums in C: copilot/classifier.py's SentenceModel.probabilities, for the usual model
+ * (word 1-3-grams), does the same in Python and stays the reference; tests/test_native.py compares the two.
+ *
+ * A Scorer holds the model's rows in a flat array and finds each n-gram by a number made from its words' numbers
+ * (1-grams a, 2-grams a*base+b, 3-grams (a*base+b)*base+c), so no n-gram string is ever built. Scorer.sums(tokens)
+ * returns the column sums the Python code computes, added in the same order: first the n-grams seen once, in the
+ * order they first appear, then each repeated one with tf = 1 + log(count) (squared for the first column, the norm).
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <math.h>
+#include <stdint.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *ids;      /* dict: word -> its number, 1 .. base-1 */
+    uint64_t base;
+    Py_ssize_t width;   /* numbers per row */
+    uint64_t mask;      /* hash table size - 1 */
+    uint64_t *keys;     /* n-gram numbers; 0 marks an empty slot */
+    Py_ssize_t *index;  /* row of each slot */
+    double *rows;       /* row-major, width numbers each */
+} Scorer;
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static Py_ssize_t find_row(const Scorer *s, uint64_t key) {
+    uint64_t slot = mix(key) & s->mask;
+    while (s->keys[slot]) {
+        if (s->keys[slot] == key) return s->index[slot];
+        slot = (slot + 1) & s->mask;
+    }
+    return -1;
+}
+
+static void Scorer_dealloc(Scorer *self) {
+    Py_XDECREF(self->ids);
+    PyMem_Free(self->keys);
+    PyMem_Free(self->index);
+    PyMem_Free(self->rows);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Scorer(ids: dict[str, int], codes: list[int], rows: list[tuple[float, ...]], width: int) */
+static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
+    PyObject *ids, *codes, *rows;
+    Py_ssize_t width;
+    if (!PyArg_ParseTuple(args, "O!O!O!n", &PyDict_Type, &ids, &PyList_Type, &codes, &PyList_Type, &rows, &width))
+        return -1;
+    Py_ssize_t n = PyList_GET_SIZE(codes);
+    if (PyList_GET_SIZE(rows) != n || width < 1) {
+        PyErr_SetString(PyExc_ValueError, "one row of width numbers per code");
+        return -1;
+    }
+    uint64_t size = 16;
+    while (size < (uint64_t)n * 2 + 1) size <<= 1;
+    self->keys = PyMem_Calloc(size, sizeof(uint64_t));
+    self->index = PyMem_Calloc(size, sizeof(Py_ssize_t));
+    self->rows = PyMem_Calloc(n ? (size_t)n * width : 1, sizeof(double));
+    if (!self->keys || !self->index || !self->rows) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = size - 1;
+    self->width = width;
+    self->base = (uint64_t)PyDict_GET_SIZE(ids) + 1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t key = PyLong_AsUnsignedLongLong(PyList_GET_ITEM(codes, i));
+        if (PyErr_Occurred()) return -1;
+        if (key == 0) {
+            PyErr_SetString(PyExc_ValueError, "n-gram numbers start at 1");
+            return -1;
+        }
+        PyObject *row = PyList_GET_ITEM(rows, i);
+        if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) != width) {
+            PyErr_SetString(PyExc_ValueError, "each row must be a tuple of width floats");
+            return -1;
+        }
+        for (Py_ssize_t k = 0; k < width; k++) {
+            double v = PyFloat_AsDouble(PyTuple_GET_ITEM(row, k));
+            if (v == -1.0 && PyErr_Occurred()) return -1;
+            self->rows[i * width + k] = v;
+        }
+        uint64_t slot = mix(key) & self->mask;
+        while (self->keys[slot] && self->keys[slot] != key) slot = (slot + 1) & self->mask;
+        self->keys[slot] = key;
+        self->index[slot] = i;
+    }
+    Py_INCREF(ids);
+    Py_XSETREF(self->ids, ids);
+    return 0;
+}
+
+/* sums(tokens: list[str]) -> tuple[float, ...] | None (None: no n-gram of the sentence is in the model) */
+static PyObject *Scorer_sums(Scorer *self, PyObject *tokens) {
+    if (!PyList_Check(tokens)) {
+        PyErr_SetString(PyExc_TypeError, "tokens must be a list of str");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(tokens), width = self->width, found = 0;
+    if (n == 0) Py_RETURN_NONE;
+    uint64_t *seq = PyMem_Malloc((size_t)n * sizeof(uint64_t));
+    Py_ssize_t *hits = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
+    Py_ssize_t *counts = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
+    double *sums = PyMem_Calloc((size_t)width, sizeof(double));
+    PyObject *result = NULL;
+    if (!seq || !hits || !counts || !sums) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *v = PyDict_GetItemWithError(self->ids, PyList_GET_ITEM(tokens, i));
+        if (v == NULL && PyErr_Occurred()) goto done;
+        seq[i] = v ? PyLong_AsUnsignedLongLong(v) : 0;
+        if (PyErr_Occurred()) goto done;
+    }
+    /* the n-grams in the order the Python code lists them: 1-grams, then 2-grams, then 3-grams */
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (seq[i]) {
+            Py_ssize_t r = find_row(self, seq[i]);
+            if (r >= 0) hits[found++] = r;
+        }
+    for (Py_ssize_t i = 0; i + 1 < n; i++)
+        if (seq[i] && seq[i + 1]) {
+            Py_ssize_t r = find_row(self, seq[i] * self->base + seq[i + 1]);
+            if (r >= 0) hits[found++] = r;
+        }
+    for (Py_ssize_t i = 0; i + 2 < n; i++)
+        if (seq[i] && seq[i + 1] && seq[i + 2]) {
+            Py_ssize_t r = find_row(self, (seq[i] * self->base + seq[i + 1]) * self->base + seq[i + 2]);
+            if (r >= 0) hits[found++] = r;
+        }
+    if (found == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    /* counts[j]: how often hits[j] occurs, kept on its first occurrence (the earliest equal one); 0 on the others */
+    for (Py_ssize_t j = 0; j < found; j++) {
+        counts[j] = 1;
+        for (Py_ssize_t i = 0; i < j; i++)
+            if (hits[i] == hits[j]) {
+                counts[j] = 0;
+                counts[i]++;
+                break;
+            }
+    }
+    for (Py_ssize_t j = 0; j < found; j++)
+        if (counts[j] == 1) {
+            const double *row = self->rows + hits[j] * width;
+            for (Py_ssize_t k = 0; k < width; k++) sums[k] += row[k];
+        }
+    for (Py_ssize_t j = 0; j < found; j++)
+        if (counts[j] > 1) {
+            const double *row = self->rows + hits[j] * width;
+            double tf = 1.0 + log((double)counts[j]);
+            sums[0] += tf * tf * row[0];
+            for (Py_ssize_t k = 1; k < width; k++) sums[k] += tf * row[k];
+        }
+    result = PyTuple_New(width);
+    if (result == NULL) goto done;
+    for (Py_ssize_t k = 0; k < width; k++) {
+        PyObject *v = PyFloat_FromDouble(sums[k]);
+        if (v == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyTuple_SET_ITEM(result, k, v);
+    }
+done:
+    PyMem_Free(seq);
+    PyMem_Free(hits);
+    PyMem_Free(counts);
+    PyMem_Free(sums);
+    return result;
+}
+
+static PyMethodDef Scorer_methods[] = {
+    {"sums", (PyCFunction)Scorer_sums, METH_O, "Column sums of the rows of a sentence's n-grams, or None."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ScorerType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "copilot._sentence_model.Scorer",
+    .tp_basicsize = sizeof(Scorer),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "The rows of a word 1-3-gram sentence model, looked up by n-gram number.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Scorer_init,
+    .tp_dealloc = (destructor)Scorer_dealloc,
+    .tp_methods = Scorer_methods,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "copilot._sentence_model", "The learned rules' per-sentence sums in C.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__sentence_model(void) {
+    if (PyType_Ready(&ScorerType) < 0) return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL) return NULL;
+    Py_INCREF(&ScorerType);
+    if (PyModule_AddObject(m, "Scorer", (PyObject *)&ScorerType) < 0) {
+        Py_DECREF(&ScorerType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
