@@ -46,9 +46,9 @@ def status(package: Path = PACKAGE) -> str:
         return "absent"
     try:
         built = json.loads((package / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        return "compiled" if built == source_hashes(package) else "stale"
+    except (OSError, ValueError):  # no record, or a source missing: nothing shows the build matches
         return "stale"
-    return "compiled" if built == source_hashes(package) else "stale"
 
 
 def describe(state: str) -> str:

@@ -124,11 +124,12 @@ def test_an_edited_source_runs_instead_of_its_older_c_build(tmp_path: Path, edit
     assert (state, checker_file, classifier_file) == ("stale", str(source), str(package / "classifier.py"))
 
 
-def test_a_build_without_its_record_counts_as_stale(tmp_path: Path) -> None:
+@pytest.mark.parametrize("missing", [native.RECORD, "_sentence_model.c"])
+def test_a_build_without_its_record_or_a_source_counts_as_stale(tmp_path: Path, missing: str) -> None:
     if native.STATE != "compiled":
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
     package = _copy_package(tmp_path)
-    (package / native.RECORD).unlink()
+    (package / missing).unlink()
     assert native.status(package) == "stale"
     assert _imported_from(tmp_path)[0] == "stale"
 
