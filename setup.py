@@ -18,7 +18,7 @@ from setuptools import Extension, setup
 HERE = Path(__file__).resolve().parent
 # Keep in step with copilot/native.py, which compares these files with the record written here.
 COMPILED = ["checker", "classifier"]
-C_SOURCES = ["_sentence_model.c"]
+C_SOURCES = ["_sentence_model.c", "_word_index.c"]
 
 
 def native_modules() -> list:
@@ -34,13 +34,15 @@ def native_modules() -> list:
             old.unlink()
         for old in (HERE / "copilot").glob(f"{name}__mypyc.*.so"):
             old.unlink()
-    for old in (HERE / "copilot").glob("_sentence_model.*.so"):
-        old.unlink()
+    for source in C_SOURCES:
+        for old in (HERE / "copilot").glob(f"{source[:-2]}.*.so"):
+            old.unlink()
     files = [f"{name}.py" for name in COMPILED] + C_SOURCES
     record = {name: hashlib.sha256((HERE / "copilot" / name).read_bytes()).hexdigest() for name in files}
     (HERE / "copilot" / "native-build.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     modules = mypycify([f"copilot/{name}.py" for name in COMPILED], opt_level="3", separate=True)
-    modules.append(Extension("copilot._sentence_model", ["copilot/_sentence_model.c"], extra_compile_args=["-O3"]))
+    for source in C_SOURCES:
+        modules.append(Extension(f"copilot.{source[:-2]}", [f"copilot/{source}"], extra_compile_args=["-O3"]))
     for module in modules:
         module.optional = True  # a machine without a compiler still installs the package
     return modules

@@ -197,18 +197,7 @@ class _Doc:
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
         # The words, and where each starts by its first _START_SIZE characters (see _starts), from one pass.
-        scan = self.scan
-        words: list[str] = []
-        keyed: dict[str, list[int]] = {}
-        for m in _WORD.finditer(scan):
-            p = m.start()
-            words.append(m.group())
-            key = scan[p : p + _START_SIZE]
-            at = keyed.get(key)
-            if at is None:
-                keyed[key] = [p]
-            else:
-                at.append(p)
+        words, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE)
         self.words = frozenset(words)
         self._keyed = keyed
         self._short: dict[int, dict[str, list[list[int]]]] = {}
@@ -337,6 +326,39 @@ class _Doc:
         sentence_start = self.sentences[self.sentence_of(pos)][0] if self.sentences else 0
         i = bisect.bisect_right(self._bounds, pos) - 1
         return max(self._bounds[i], sentence_start) if i >= 0 else sentence_start
+
+
+def _word_index(scan: str, size: int) -> tuple[list[str], dict[str, list[int]]]:
+    """The words of ``scan`` and, by the first ``size`` characters from each word's start, where words start.
+
+    copilot/_word_index.c does the same in C, used beside the compiled engine (see copilot/native.py).
+    """
+    words: list[str] = []
+    keyed: dict[str, list[int]] = {}
+    for m in _WORD.finditer(scan):
+        p = m.start()
+        words.append(m.group())
+        key = scan[p : p + size]
+        at = keyed.get(key)
+        if at is None:
+            keyed[key] = [p]
+        else:
+            at.append(p)
+    return words, keyed
+
+
+def _c_word_index() -> Any:
+    from copilot import native
+
+    if native.STATE != "compiled":
+        return None
+    try:
+        return importlib.import_module("copilot._word_index").index
+    except ImportError:
+        return None
+
+
+_C_WORD_INDEX: Any = _c_word_index()
 
 
 def _blank_quote(m: re.Match[str]) -> str:

@@ -4,7 +4,7 @@ as they are now, the source files otherwise.
 A stale build would be worse than none: a C module beside its edited source shadows it on import, so a developer's
 change would silently not run. The build writes the hash of each source it compiled; a mismatch, or
 COPILOT_PURE_PYTHON=1, makes every compiled module load from its source instead (all of them, since compiled
-modules call each other directly), and leaves the learned rules' C sums (copilot/_sentence_model.c) unused.
+modules call each other directly), and leaves the C parts (copilot/_sentence_model.c, _word_index.c) unused.
 """
 
 from __future__ import annotations
@@ -21,8 +21,9 @@ from pathlib import Path
 from types import ModuleType
 
 COMPILED = ("checker", "classifier")
-# Built with them and trusted only with them: the learned rules' sums in C (see copilot/classifier.py).
-C_SOURCES = ("_sentence_model.c",)
+# Built with them and trusted only with them: the learned rules' sums and the word index in C (see
+# copilot/classifier.py and copilot/checker.py).
+C_SOURCES = ("_sentence_model.c", "_word_index.c")
 RECORD = "native-build.json"
 PACKAGE = Path(__file__).resolve().parent
 

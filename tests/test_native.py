@@ -18,7 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from copilot import native
+from copilot import checker, native
 from copilot.checker import _FLAGS, _INTERNED, Checker, ClassifierRule, _factored
 from copilot.classifier import SentenceModel
 
@@ -269,3 +269,39 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
     with pytest.raises(TypeError):
         model.scorer.sums([["unhashable"]])
     assert model.scorer.sums([]) is None
+
+
+# The word index in C (copilot/_word_index.c) against checker._word_index.
+
+
+def test_the_c_word_index_is_the_python_one_on_every_labelled_text() -> None:
+    if checker._C_WORD_INDEX is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    texts = [
+        json.loads(line)["text"]
+        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+    assert len(texts) > 3000
+    for text in texts:
+        scan = checker._Doc(text).scan
+        assert checker._C_WORD_INDEX(scan, 3) == checker._word_index(scan, 3), text
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.text(max_size=60), st.integers(1, 5))
+def test_the_c_word_index_is_the_python_one_on_any_text(text: str, size: int) -> None:
+    if checker._C_WORD_INDEX is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    # any character: letters and digits of every script, "_", marks, emoji, spaces and controls
+    assert checker._C_WORD_INDEX(text, size) == checker._word_index(text, size)
+
+
+def test_the_c_word_index_refuses_bad_arguments() -> None:
+    if checker._C_WORD_INDEX is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    with pytest.raises(TypeError):
+        checker._C_WORD_INDEX(b"bytes", 3)
+    with pytest.raises(ValueError):
+        checker._C_WORD_INDEX("text", 0)
