@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from copilot import native
 from copilot.classifier import SentenceModel
 from copilot.errors import DataFileError
 from copilot.rulespec import (
@@ -347,18 +348,7 @@ def _word_index(scan: str, size: int) -> tuple[list[str], dict[str, list[int]]]:
     return words, keyed
 
 
-def _c_word_index() -> Any:
-    from copilot import native
-
-    if native.STATE != "compiled":
-        return None
-    try:
-        return importlib.import_module("copilot._word_index").index
-    except ImportError:
-        return None
-
-
-_C_WORD_INDEX: Any = _c_word_index()
+_C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)
 
 
 def _blank_quote(m: re.Match[str]) -> str:

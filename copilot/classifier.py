@@ -8,7 +8,6 @@ the same probabilities without scikit-learn, so ``copilot check`` stays fast to 
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
 import re
@@ -16,6 +15,8 @@ from collections import Counter, OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+
+from copilot import native
 
 FORMAT = "copilot-tfidf-logreg-2"
 # Labelled sets written blind (from evals/LABELLING.md alone) that the model is never trained on: they only measure.
@@ -186,16 +187,9 @@ def _c_scorer(rows: dict[str, tuple[float, ...]], width: int) -> Any:
 
 
 def _scorer_type() -> Any:
-    # Only beside the compiled modules, and only while they match their sources (copilot/native.py): the C file is
-    # part of the same build and recorded with it; COPILOT_PURE_PYTHON=1 keeps to the Python code.
-    from copilot import native
-
-    if native.STATE != "compiled":
-        return None
-    try:
-        return importlib.import_module("copilot._sentence_model").Scorer
-    except ImportError:
-        return None
+    # Only beside the compiled modules, and only while they match their sources (copilot/native.py);
+    # COPILOT_PURE_PYTHON=1 keeps to the Python code.
+    return getattr(native.extension("_sentence_model"), "Scorer", None)
 
 
 def to_data(

@@ -10,6 +10,7 @@ modules call each other directly), and leaves the C parts (copilot/_sentence_mod
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import sys
@@ -60,6 +61,17 @@ def describe(state: str) -> str:
         "stale": "pure Python (the C build is older than the source: reinstall with `pip install -e .` to rebuild)",
         "absent": "pure Python (no C build: no compiler at install time)",
     }[state]
+
+
+def extension(name: str) -> ModuleType | None:
+    """The C part ``name`` (one of C_SOURCES, without ".c") when the build is in use, else None: it is part of the same
+    build, recorded with it, and trusted only with it."""
+    if STATE != "compiled":
+        return None
+    try:
+        return importlib.import_module(f"{__package__}.{name}")
+    except ImportError:
+        return None
 
 
 class _SourceFirst(MetaPathFinder):

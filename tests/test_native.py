@@ -55,6 +55,16 @@ def _run_all(pure: bool) -> dict[str, object]:
     return result
 
 
+@functools.cache
+def _labelled_texts() -> tuple[str, ...]:
+    return tuple(
+        json.loads(line)["text"]
+        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
+
+
 def _compiler() -> str | None:
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
     return shutil.which(cc) or shutil.which("gcc") or shutil.which("cc")
@@ -152,12 +162,7 @@ def _spans(rx: re.Pattern[str], text: str) -> list[tuple[int, int, tuple[str | N
 
 def test_the_shipped_patterns_as_tries_match_exactly_what_re_matches() -> None:
     Checker.load(ROOT / "prompts" / "checker")
-    texts = [
-        json.loads(line)["text"].lower()
-        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    texts = [text.lower() for text in _labelled_texts()]
     sample = random.Random(5).sample(texts, 600)
     patterns = list(_INTERNED.items())
     assert len(patterns) > 200
@@ -231,12 +236,7 @@ def test_the_c_sums_give_the_python_probabilities_on_every_labelled_sentence() -
     model = _shipped_model()
     if model.scorer is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
-    sentences = [
-        json.loads(line)["text"]
-        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    sentences = list(_labelled_texts())
     # no words at all, unknown words only, and repeated words and phrases (the tf = 1 + log(count) branch)
     sentences += ["", "?!", "qwxz vbnm", "the the the the", "you should have, you should have read it", "Ünïcödé wörds"]
     fast, slow = _both(model, sentences)
@@ -277,12 +277,7 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
 def test_the_c_word_index_is_the_python_one_on_every_labelled_text() -> None:
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
-    texts = [
-        json.loads(line)["text"]
-        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    ]
+    texts = list(_labelled_texts())
     assert len(texts) > 3000
     for text in texts:
         scan = checker._Doc(text).scan
