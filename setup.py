@@ -9,19 +9,28 @@ file edited after the build is noticed on import and run as source (see copilot/
 
 from __future__ import annotations
 
-import hashlib
+import importlib.util
 import json
 import os
 import sys
 from importlib.machinery import EXTENSION_SUFFIXES
 from pathlib import Path
+from types import ModuleType
 
 from setuptools import Extension, setup
 
 HERE = Path(__file__).resolve().parent
-# Keep in step with copilot/native.py, which compares these files with the record written here.
-COMPILED = ["checker", "classifier"]
-C_SOURCES = ["_sentence_model.c", "_word_index.c"]
+PACKAGE = HERE / "copilot"
+
+
+def _native() -> ModuleType:
+    """copilot/native.py read on its own (standard library only), so the build records exactly the files and hashes
+    that module checks on import."""
+    spec = importlib.util.spec_from_file_location("copilot_native_at_build", PACKAGE / "native.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def native_modules() -> list:
@@ -31,20 +40,21 @@ def native_modules() -> list:
         from mypyc.build import mypycify
     except ImportError:
         return []
+    native = _native()
+    compiled, c_sources = native.COMPILED, native.C_SOURCES
     # A build that fails leaves no C module behind to pass for one made from today's source.
-    stems = [*COMPILED, *(f"{name}__mypyc" for name in COMPILED), *(source[:-2] for source in C_SOURCES)]
+    stems = [*compiled, *(f"{name}__mypyc" for name in compiled), *(source[:-2] for source in c_sources)]
     for stem in stems:
         for suffix in EXTENSION_SUFFIXES:
-            (HERE / "copilot" / f"{stem}{suffix}").unlink(missing_ok=True)
-    files = [f"{name}.py" for name in COMPILED] + C_SOURCES
-    record = {name: hashlib.sha256((HERE / "copilot" / name).read_bytes()).hexdigest() for name in files}
-    (HERE / "copilot" / "native-build.json").write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+            (PACKAGE / f"{stem}{suffix}").unlink(missing_ok=True)
+    record = native.source_hashes(PACKAGE)
+    (PACKAGE / native.RECORD).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
     try:
-        modules = mypycify([f"copilot/{name}.py" for name in COMPILED], opt_level="3", separate=True)
+        modules = mypycify([f"copilot/{name}.py" for name in compiled], opt_level="3", separate=True)
     except (Exception, SystemExit) as exc:  # mypyc's own type check refused the source here (it exits on errors)
         print(f"copilot: no C build ({exc!r}); the package installs and runs as plain Python", file=sys.stderr)
         return []
-    for source in C_SOURCES:
+    for source in c_sources:
         modules.append(Extension(f"copilot.{source[:-2]}", [f"copilot/{source}"], extra_compile_args=["-O3"]))
     for module in modules:
         module.optional = True  # a machine without a compiler still installs the package

@@ -945,14 +945,19 @@ def _intern(source: str) -> re.Pattern[str]:
         if _sre_parse is not None:
             try:
                 parsed = _sre_parse.parse(source, _FLAG_BITS)  # parsed once for all three uses below
-            except Exception:  # noqa: BLE001 - re.compile says what is wrong with it
+            except Exception:  # noqa: BLE001 - re.compile below says what is wrong with it
                 parsed = None
-        needs = _required_literals(source, parsed)
-        starts = _starts(source, parsed)
-        try:
-            rx = _factored(source, parsed)
-        except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it (or says what is wrong)
+        needs: _Needs = ()
+        starts: _Starts | None = None
+        if parsed is None:
             rx = re.compile(source, _FLAGS)
+        else:
+            needs = _required_literals(parsed)
+            starts = _starts(parsed)
+            try:
+                rx = _factored(source, parsed)
+            except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it as it is
+                rx = re.compile(source, _FLAGS)
         _INTERNED[source] = rx
         _NEEDS[id(rx)] = needs
         _INFO[id(rx)] = (needs, starts)
@@ -1150,13 +1155,9 @@ _GROUP_SUBS: list[tuple[str, ...]] = []
 _WORD_GROUPS: dict[str, list[int]] = {}
 
 
-def _required_literals(source: str, parsed: Any = None) -> _Needs:
-    """Numbered required-word groups of ``source`` (most selective first; empty = always run the pattern)."""
-    if _sre_parse is None:
-        return ()
+def _required_literals(parsed: Any) -> _Needs:
+    """Numbered required-word groups of a parsed pattern (most selective first; empty = always run the pattern)."""
     try:
-        if parsed is None:
-            parsed = _sre_parse.parse(source, _FLAG_BITS)
         groups = _req_groups(list(parsed), True, False)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
         return ()
@@ -1333,13 +1334,9 @@ def _part(rx: re.Pattern[str]) -> _Part:
     return rx, words, others, keys, starts
 
 
-def _starts(source: str, parsed: Any = None) -> _Starts | None:
-    """The strings every match of ``source`` starts with, by length; None when unknown or not worth it."""
-    if _sre_parse is None:
-        return None
+def _starts(parsed: Any) -> _Starts | None:
+    """The strings every match of a parsed pattern starts with, by length; None when unknown or not worth it."""
     try:
-        if parsed is None:
-            parsed = _sre_parse.parse(source, _FLAG_BITS)
         if parsed.state.flags & (re.IGNORECASE | re.LOCALE):
             return None
         # re skips ahead to a literal prefix itself, faster than trying each word that starts with it.

@@ -116,13 +116,13 @@ class SentenceModel:
         # LogisticRegression compute it.
         z: Sequence[float] = self.intercepts
         if self.scorer is not None:
-            summed = self.scorer.sums(_TOKEN.findall(sentence.lower().replace("\u2019", "'")))
+            summed = self.scorer.sums(tokens(sentence))
             if summed is not None:
                 norm = math.sqrt(summed[0]) or 1.0
                 z = [b + v / norm for b, v in zip(z, summed[1:], strict=True)]
             return self._remember(sentence, z)
         if self._bare:
-            toks = _TOKEN.findall(sentence.lower().replace("\u2019", "'"))
+            toks = tokens(sentence)
             grams = toks + list(map(" ".join, zip(toks, toks[1:], strict=False)))
             grams += map(" ".join, zip(toks, toks[1:], toks[2:], strict=False))
         else:
@@ -164,7 +164,9 @@ class SentenceModel:
 
 def _c_scorer(rows: dict[str, tuple[float, ...]], width: int) -> Any:
     """A C Scorer holding ``rows`` (word 1-3-grams) numbered as it looks them up; None without the C build."""
-    scorer = _scorer_type()
+    # Only beside the compiled modules, and only while they match their sources (copilot/native.py);
+    # COPILOT_PURE_PYTHON=1 keeps to the Python code.
+    scorer = getattr(native.extension("_sentence_model"), "Scorer", None)
     if scorer is None:
         return None
     ids: dict[str, int] = {}
@@ -184,12 +186,6 @@ def _c_scorer(rows: dict[str, tuple[float, ...]], width: int) -> Any:
             code = code * base + ids[word]
         codes.append(code)
     return scorer(ids, codes, [row for _, row in split], width)
-
-
-def _scorer_type() -> Any:
-    # Only beside the compiled modules, and only while they match their sources (copilot/native.py);
-    # COPILOT_PURE_PYTHON=1 keeps to the Python code.
-    return getattr(native.extension("_sentence_model"), "Scorer", None)
 
 
 def to_data(

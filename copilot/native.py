@@ -87,5 +87,6 @@ class _SourceFirst(MetaPathFinder):
 
 
 STATE = status()
-if STATE in ("pure", "stale"):
+# Only as the package's own module: setup.py reads this file on its own to write the build's record.
+if __package__ and STATE in ("pure", "stale"):
     sys.meta_path.insert(0, _SourceFirst())
