@@ -82,7 +82,9 @@ _ABBREVIATIONS = frozenset(
         "tel",
     ]
 )
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)|\n\s*")
+# Sentence ends: the stop (group 1) with closing quotes and the space after it (group 2), or a line break. The stop is
+# matched rather than looked behind at so that re can skip straight to the next . ! ? or line break.
+_SENTENCE_END = re.compile(r"([.!?])[\"'”’)\]]*(\s+)|\n\s*")
 # Clause boundaries scope negation ("I'd never ask you to calm down") and "unless" look-behinds.
 _CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
@@ -160,7 +162,6 @@ class _Doc:
         "scan",
         "sentences",
         "starts",
-        "words",
         "_bounds",
         "_sat",
         "_unsat",
@@ -179,11 +180,12 @@ class _Doc:
         pieces: list[str] = []
         start = done = 0
         for m in _SENTENCE_END.finditer(text):
-            if m.lastindex and _is_abbreviation(text, m.start()):
+            stop = m.lastindex
+            end = m.end(1) if stop else m.start()
+            if stop and _is_abbreviation(text, end):
                 continue
-            end = m.start()
             # Newlines let patterns use ^ and $ for sentence start and end while scanning the whole text once.
-            gap = m.start(1) if m.lastindex else m.start()
+            gap = m.start(2) if stop else end
             pieces.append(masked[done:gap])
             pieces.append("\n" * (m.end() - gap))
             done = m.end()
@@ -199,13 +201,12 @@ class _Doc:
         self.starts = [s for s, _ in sentences]
         # The words, and where each starts by its first _START_SIZE characters (see _starts), from one pass.
         words, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE)
-        self.words = frozenset(words)
         self._keyed = keyed
         self._short: dict[int, dict[str, list[list[int]]]] = {}
         self._bounds: list[int] | None = None
         # Required-word groups (see _required_literals) this text has, from one pass over its words.
         sat: set[int] = set()
-        for ids in map(_WORD_GROUPS.get, self.words):
+        for ids in map(_WORD_GROUPS.get, words):
             if ids:
                 sat.update(ids)
         self._sat = sat
@@ -242,8 +243,22 @@ class _Doc:
         """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
         ascending positions, one per string found (at the start of a word, or anywhere for one such as ", not")."""
         found: list[list[int]] = []
-        for size, keys in starts:
-            if size == _START_SIZE:
+        for size, keys, head in starts:
+            if head:
+                # A word starting with one of ``keys`` right after ``head`` (", not", " se" after a comma's space).
+                scan = self.scan
+                back = len(head)
+                if size == _START_SIZE:
+                    keyed = self._keyed
+                    lists = [keyed[k] for k in keyed.keys() & keys]
+                else:
+                    short = self._short.get(size) or self._shorten(size)
+                    lists = [at for k in short.keys() & keys for at in short[k]]
+                for at in lists:
+                    after = [q - back for q in at if q >= back and scan.startswith(head, q - back)]
+                    if after:
+                        found.append(after)
+            elif size == _START_SIZE:
                 keyed = self._keyed
                 found.extend(keyed[k] for k in keyed.keys() & keys)
             elif size:
@@ -357,7 +372,15 @@ def _blank_quote(m: re.Match[str]) -> str:
 
 
 def _may_quote(text: str) -> bool:
-    return "'" in text or '"' in text or "\u201c" in text or "\u2018" in text
+    """False when _QUOTED cannot match: no double or curly quote, and every ' follows a word character ("I'm")."""
+    if '"' in text or "\u201c" in text or "\u2018" in text:
+        return True
+    p = text.find("'")
+    while p >= 0:
+        if p == 0 or not _is_word_char(text[p - 1]):
+            return True
+        p = text.find("'", p + 1)
+    return False
 
 
 def _is_abbreviation(text: str, dot: int) -> bool:
@@ -761,12 +784,25 @@ class ClassifierRule(Rule):
     unless: tuple[re.Pattern[str], ...] = ()
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+        return self.find_uncovered(doc, ())
+
+    def find_uncovered(self, doc: _Doc, covered: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+        """The sentences ``find`` yields, less those overlapping a span in ``covered`` once trimmed as a finding is.
+
+        Checker.check passes the spans the precise rules flagged in this rule's category: it would drop a learned
+        finding overlapping one anyway, so the exception patterns need not run for it.
+        """
         category = self.category
         threshold = self.threshold
+        text = doc.text
         for (start, end), p in zip(doc.sentences, doc.learned(self.model), strict=True):
             # The model is cheap and usually says no; the exception patterns only run when it says yes.
             if p.get(category, 0.0) <= threshold:
                 continue
+            if covered:
+                s, e = _trim(text, start, end)
+                if any(a < e and s < b for a, b in covered):
+                    continue
             if not (self.unless and _any(self.unless, doc, start, end)):
                 yield start, end
 
@@ -1317,9 +1353,11 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
 # match never starts inside a word: such a pattern is tried only where a word starts with one of them (see
 # _Doc.candidates, _matches_at) instead of being searched for at every position of the text. The strings hold at
 # most _START_SIZE characters; a pattern that may start with more than _MAX_STARTS of them is searched for.
-_Starts = tuple[tuple[int, tuple[str, ...]], ...]  # (length, strings of that length); length 0: no word start
+# (length, strings of that length, head): with a head, the strings start a word right after that head of non-word
+# characters; without one, they start a word, or with length 0 (all non-word characters) are searched for.
+_Starts = tuple[tuple[int, tuple[str, ...], str], ...]
 _START_SIZE = 3
-_MAX_STARTS = 64
+_MAX_STARTS = 128
 # A phrase pattern as its rule scans it: the pattern, the required-word groups the text's words alone decide, the
 # other groups (with substrings to look for), its start strings as a set when they all have _START_SIZE characters
 # (the usual case) and its starts.
@@ -1330,7 +1368,11 @@ def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
     words = frozenset(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
-    keys = frozenset(starts[0][1]) if starts and len(starts) == 1 and starts[0][0] == _START_SIZE else None
+    keys = (
+        frozenset(starts[0][1])
+        if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]
+        else None
+    )
     return rx, words, others, keys, starts
 
 
@@ -1352,12 +1394,18 @@ def _starts(parsed: Any) -> _Starts | None:
         return None
     # A string that extends a shorter one adds nothing: the shorter one already finds its starts.
     kept = sorted(t for t in strings if not any(t != u and t.startswith(u) for u in strings))
-    by_size: dict[int, list[str]] = {}
+    by_size: dict[tuple[int, str], list[str]] = {}
     for text in kept:
-        # A match that starts with a word character starts a word; one that starts with another (", not", "'ve")
-        # can start anywhere, so those strings are searched for instead (length 0).
-        by_size.setdefault(len(text) if _is_word_char(text[0]) else 0, []).append(text)
-    return tuple((size, tuple(texts)) for size, texts in sorted(by_size.items()))
+        # A match that starts with a word character starts a word. One that starts with others (", not", "'ve") is
+        # found by the word after them, where there is one, and otherwise searched for (length 0).
+        head = next((i for i, ch in enumerate(text) if _is_word_char(ch)), len(text))
+        if head == 0:
+            by_size.setdefault((len(text), ""), []).append(text)
+        elif head == len(text):
+            by_size.setdefault((0, ""), []).append(text)
+        else:
+            by_size.setdefault((len(text) - head, text[:head]), []).append(text[head:])
+    return tuple((size, tuple(texts), head) for (size, head), texts in sorted(by_size.items()))
 
 
 def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
@@ -1458,9 +1506,11 @@ class Checker:
     """Checks a reply against the trainer-written rules in a folder of YAML files."""
 
     rules: tuple[Rule, ...]
+    learned: tuple[ClassifierRule, ...]
 
     def __init__(self, rules: Iterable[Rule]) -> None:
         self.rules = tuple(rules)
+        self.learned = tuple(r for r in self.rules if isinstance(r, ClassifierRule))
 
     @classmethod
     def load(cls, directory: Path, model: SentenceModel | None = None) -> Checker:
@@ -1532,19 +1582,20 @@ class Checker:
             return []
         doc = _Doc(text)
         findings: dict[tuple[str, int, int], Finding] = {}
-        learned: list[Finding] = []
         for rule in self.rules:
-            for start, end in rule.find(doc, context):
+            if not isinstance(rule, ClassifierRule):
+                for start, end in rule.find(doc, context):
+                    f = rule.finding(doc, start, end)
+                    if f.end > f.start:
+                        findings.setdefault((f.rule, f.start, f.end), f)
+        # A sentence a precise rule already explains needs no second, vaguer finding of the same category, so the
+        # learned rules come last and leave those sentences alone.
+        for rule in self.learned:
+            covered = [(g.start, g.end) for g in findings.values() if g.category == rule.category]
+            for start, end in rule.find_uncovered(doc, covered):
                 f = rule.finding(doc, start, end)
                 if f.end > f.start:
-                    if isinstance(rule, ClassifierRule):
-                        learned.append(f)
-                    else:
-                        findings.setdefault((f.rule, f.start, f.end), f)
-        # A sentence a precise rule already explains needs no second, vaguer finding of the same category.
-        for f in learned:
-            if not any(g.category == f.category and g.start < f.end and f.start < g.end for g in findings.values()):
-                findings.setdefault((f.rule, f.start, f.end), f)
+                    findings.setdefault((f.rule, f.start, f.end), f)
         return sorted(findings.values(), key=lambda f: (f.start, f.end, f.rule))
 
     def self_test(self) -> list[str]:

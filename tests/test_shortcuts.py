@@ -1,0 +1,154 @@
+"""The checker's shortcuts give the answers of the plain computation they replace: where a pattern is tried instead
+of searched for, the quick quote test, the sentence-end scan and the learned rules skipping what a precise rule
+already flagged."""
+
+from __future__ import annotations
+
+import functools
+import json
+import random
+import re
+from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from copilot import checker
+from copilot.checker import _INFO, _QUOTED, CheckContext, Checker, ClassifierRule, Finding, _Doc, _finditer
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@functools.cache
+def _checker() -> Checker:
+    return Checker.load(ROOT / "prompts" / "checker")
+
+
+@functools.cache
+def _labelled_texts() -> tuple[str, ...]:
+    return tuple(
+        json.loads(line)["text"]
+        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    )
+
+
+def _searched(rx: re.Pattern[str], scan: str) -> list[tuple[int, int]]:
+    return [m.span() for m in _finditer(rx, scan) if m.end() > m.start()]
+
+
+def _tried(rx: re.Pattern[str], doc: _Doc) -> list[tuple[int, int]] | None:
+    starts = _INFO[id(rx)][1]
+    if starts is None:
+        return None
+    return [m.span() for m in checker._matches_at(rx, doc.scan, doc.candidates(starts))]
+
+
+def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_finds() -> None:
+    _checker()
+    patterns = [rx for rx in checker._INTERNED.values() if _INFO.get(id(rx), (None, None))[1] is not None]
+    with_head = [rx for rx in patterns if any(head for _, _, head in _INFO[id(rx)][1])]
+    assert len(patterns) > 150 and with_head, "the shortcut is in use, for word starts and after punctuation"
+    texts = random.Random(3).sample(list(_labelled_texts()), 500)
+    replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
+    for text in texts + replies:
+        doc = _Doc(text)
+        for rx in patterns:
+            assert _tried(rx, doc) == _searched(rx, doc.scan), (rx.pattern[:80], text)
+
+
+_PIECES = st.sampled_from(
+    ["send", "sent", "them", "call", "so", "no", "not", "ve", "e-mail", ", ", "; ", ": ", ",", " ", "'", "-", "a", "\n"]
+)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.sampled_from(
+        [
+            "(?:^|(?<=[,;:]) |\\bso )(?:send|call) them",
+            "(?:, |; )(?:not|so)",
+            "(?:'ve|, no|; so) \\w+",
+            "(?:^|(?<=[,;:] )| )e-mail",
+            "(?<=[,;]) (?:sen|no)",
+        ]
+    ),
+    st.lists(_PIECES, max_size=14),
+)
+def test_patterns_starting_after_punctuation_are_tried_wherever_they_match(source: str, pieces: list[str]) -> None:
+    rx = checker._intern(f"(?:{source}){checker._END_GUARD}")
+    assert any(head for _, _, head in _INFO[id(rx)][1] or ()), "these patterns start after a non-word head"
+    doc = _Doc("".join(pieces))
+    assert _tried(rx, doc) == _searched(rx, doc.scan)
+
+
+@settings(max_examples=500, deadline=None, database=None)
+@given(st.text(alphabet=st.sampled_from("ab '\"\u201c\u201d\u2018\u2019_1.\n"), max_size=30))
+def test_a_text_the_quote_test_passes_over_has_nothing_quoted(text: str) -> None:
+    if not checker._may_quote(text):
+        assert _QUOTED.search(text) is None
+
+
+# What _Doc's sentence scan replaced: a look-behind at the stop, which keeps re from skipping ahead.
+_LOOKBEHIND_END = re.compile(r"(?<=[.!?])[\"'”’)\]]*(\s+)|\n\s*")
+
+
+def _sentences_by_lookbehind(text: str) -> list[tuple[int, int]]:
+    sentences = []
+    start = 0
+    for m in _LOOKBEHIND_END.finditer(text):
+        if m.lastindex and checker._is_abbreviation(text, m.start()):
+            continue
+        if text[start : m.start()].strip():
+            sentences.append(checker._strip_span(text, start, m.start()))
+        start = m.end()
+    if text[start:].strip():
+        sentences.append(checker._strip_span(text, start, len(text)))
+    return sentences
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.text(alphabet=st.sampled_from("ab .!?\"'”’)]\n\tMr"), max_size=30))
+def test_the_sentence_scan_splits_as_the_look_behind_did(text: str) -> None:
+    assert _Doc(text).sentences == _sentences_by_lookbehind(text)
+
+
+def test_the_sentence_scan_splits_every_labelled_text_as_the_look_behind_did() -> None:
+    for text in _labelled_texts():
+        assert _Doc(text).sentences == _sentences_by_lookbehind(text), text
+
+
+def _check_all_then_drop(found: Checker, text: str, context: CheckContext) -> tuple[list[Finding], int]:
+    """Checker.check as first written: every rule on its own, then learned findings a precise one overlaps dropped."""
+    doc = _Doc(text)
+    findings: dict[tuple[str, int, int], Finding] = {}
+    learned: list[Finding] = []
+    for rule in found.rules:
+        for start, end in rule.find(doc, context):
+            f = rule.finding(doc, start, end)
+            if f.end > f.start:
+                if isinstance(rule, ClassifierRule):
+                    learned.append(f)
+                else:
+                    findings.setdefault((f.rule, f.start, f.end), f)
+    dropped = 0
+    for f in learned:
+        if not any(g.category == f.category and g.start < f.end and f.start < g.end for g in findings.values()):
+            findings.setdefault((f.rule, f.start, f.end), f)
+        else:
+            dropped += 1
+    return sorted(findings.values(), key=lambda f: (f.start, f.end, f.rule)), dropped
+
+
+def test_learned_rules_skipping_flagged_sentences_change_no_finding() -> None:
+    found = _checker()
+    texts = list(_labelled_texts())
+    replies = ["Hi Dana, " + " ".join(random.Random(i).sample(texts, 4)) for i in range(400)]
+    context = CheckContext(customer_name="Dana")
+    dropped = 0
+    for text in texts + replies:
+        expected, n = _check_all_then_drop(found, text, context)
+        assert found.check(text, context) == expected, text
+        dropped += n
+    assert dropped > 100, "the texts hold sentences both a learned and a precise rule flag"
