@@ -5,6 +5,7 @@
  * (1-grams a, 2-grams a*base+b, 3-grams (a*base+b)*base+c), so no n-gram string is ever built. Scorer.sums(tokens)
  * returns the column sums the Python code computes, added in the same order: first the n-grams seen once, in the
  * order they first appear, then each repeated one with tf = 1 + log(count) (squared for the first column, the norm).
+ * Scorer.ascii_sums(sentence) does the same for an ASCII sentence, splitting it into tokens as classifier.tokens does.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -96,28 +97,17 @@ static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
     return 0;
 }
 
-/* sums(tokens: list[str]) -> tuple[float, ...] | None (None: no n-gram of the sentence is in the model) */
-static PyObject *Scorer_sums(Scorer *self, PyObject *tokens) {
-    if (!PyList_Check(tokens)) {
-        PyErr_SetString(PyExc_TypeError, "tokens must be a list of str");
-        return NULL;
-    }
-    Py_ssize_t n = PyList_GET_SIZE(tokens), width = self->width, found = 0;
+/* The column sums for a sentence whose words have the numbers seq[0..n) (0: not in the model), or None. */
+static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
+    Py_ssize_t width = self->width, found = 0;
     if (n == 0) Py_RETURN_NONE;
-    uint64_t *seq = PyMem_Malloc((size_t)n * sizeof(uint64_t));
     Py_ssize_t *hits = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
     Py_ssize_t *counts = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
     double *sums = PyMem_Calloc((size_t)width, sizeof(double));
     PyObject *result = NULL;
-    if (!seq || !hits || !counts || !sums) {
+    if (!hits || !counts || !sums) {
         PyErr_NoMemory();
         goto done;
-    }
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *v = PyDict_GetItemWithError(self->ids, PyList_GET_ITEM(tokens, i));
-        if (v == NULL && PyErr_Occurred()) goto done;
-        seq[i] = v ? PyLong_AsUnsignedLongLong(v) : 0;
-        if (PyErr_Occurred()) goto done;
     }
     /* the n-grams in the order the Python code lists them: 1-grams, then 2-grams, then 3-grams */
     for (Py_ssize_t i = 0; i < n; i++)
@@ -172,15 +162,96 @@ static PyObject *Scorer_sums(Scorer *self, PyObject *tokens) {
         PyTuple_SET_ITEM(result, k, v);
     }
 done:
-    PyMem_Free(seq);
     PyMem_Free(hits);
     PyMem_Free(counts);
     PyMem_Free(sums);
     return result;
 }
 
+/* The number of a word (a str), 0 when the model has no such word; (uint64_t)-1 with an exception set on error. */
+static uint64_t word_number(Scorer *self, PyObject *word) {
+    PyObject *v = PyDict_GetItemWithError(self->ids, word);
+    if (v == NULL) return PyErr_Occurred() ? (uint64_t)-1 : 0;
+    return PyLong_AsUnsignedLongLong(v);
+}
+
+/* sums(tokens: list[str]) -> tuple[float, ...] | None (None: no n-gram of the sentence is in the model) */
+static PyObject *Scorer_sums(Scorer *self, PyObject *tokens) {
+    if (!PyList_Check(tokens)) {
+        PyErr_SetString(PyExc_TypeError, "tokens must be a list of str");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(tokens);
+    if (n == 0) Py_RETURN_NONE;
+    uint64_t *seq = PyMem_Malloc((size_t)n * sizeof(uint64_t));
+    if (!seq) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        seq[i] = word_number(self, PyList_GET_ITEM(tokens, i));
+        if (PyErr_Occurred()) goto done;
+    }
+    result = sums_of(self, seq, n);
+done:
+    PyMem_Free(seq);
+    return result;
+}
+
+static int is_alnum(Py_UCS1 c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
+
+/* ascii_sums(sentence: str) -> what sums(classifier.tokens(sentence)) returns, for an ASCII sentence.
+ *
+ * The tokens are classifier._TOKEN's on the lower-cased sentence: runs of letters and digits joined by single
+ * apostrophes ("don't", "rock'n'roll"), and each ? and !. In ASCII, [^\W_] is exactly [A-Za-z0-9]. */
+static PyObject *Scorer_ascii_sums(Scorer *self, PyObject *sentence) {
+    if (!PyUnicode_Check(sentence) || !PyUnicode_IS_ASCII(sentence)) {
+        PyErr_SetString(PyExc_ValueError, "ascii_sums takes an ASCII str; use sums(tokens(sentence))");
+        return NULL;
+    }
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(sentence);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(sentence), n = 0;
+    uint64_t *seq = PyMem_Malloc(((size_t)size + 1) * sizeof(uint64_t));
+    char small[64];
+    char *buf = size < (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)size + 1);
+    PyObject *result = NULL;
+    if (!seq || !buf) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < size;) {
+        Py_ssize_t start = i;
+        if (is_alnum(text[i])) {
+            while (i < size && is_alnum(text[i])) i++;
+            while (i + 1 < size && text[i] == '\'' && is_alnum(text[i + 1])) {
+                i += 2;
+                while (i < size && is_alnum(text[i])) i++;
+            }
+        } else if (text[i] == '?' || text[i] == '!') {
+            i++;
+        } else {
+            i++;
+            continue;
+        }
+        for (Py_ssize_t k = start; k < i; k++) {
+            Py_UCS1 c = text[k];
+            buf[k - start] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        }
+        PyObject *word = PyUnicode_FromStringAndSize(buf, i - start);
+        if (word == NULL) goto done;
+        seq[n] = word_number(self, word);
+        Py_DECREF(word);
+        if (PyErr_Occurred()) goto done;
+        n++;
+    }
+    result = sums_of(self, seq, n);
+done:
+    PyMem_Free(seq);
+    if (buf != small) PyMem_Free(buf);
+    return result;
+}
+
 static PyMethodDef Scorer_methods[] = {
     {"sums", (PyCFunction)Scorer_sums, METH_O, "Column sums of the rows of a sentence's n-grams, or None."},
+    {"ascii_sums", (PyCFunction)Scorer_ascii_sums, METH_O, "sums(tokens(sentence)) for an ASCII sentence."},
     {NULL, NULL, 0, NULL},
 };
 

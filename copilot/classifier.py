@@ -116,7 +116,8 @@ class SentenceModel:
         # LogisticRegression compute it.
         z: Sequence[float] = self.intercepts
         if self.scorer is not None:
-            summed = self.scorer.sums(tokens(sentence))
+            # An ASCII sentence (nearly all of them) is split into tokens in C as well.
+            summed = self.scorer.ascii_sums(sentence) if sentence.isascii() else self.scorer.sums(tokens(sentence))
             if summed is not None:
                 norm = math.sqrt(summed[0]) or 1.0
                 z = [b + v / norm for b, v in zip(z, summed[1:], strict=True)]

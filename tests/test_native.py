@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from copilot import checker, native
 from copilot.checker import _FLAGS, _INTERNED, Checker, ClassifierRule, _factored
-from copilot.classifier import SentenceModel
+from copilot.classifier import SentenceModel, tokens
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "copilot"
@@ -260,6 +260,27 @@ def test_the_c_sums_match_python_on_any_run_of_words(words: list[str]) -> None:
     assert fast[0] == pytest.approx(slow[0], abs=1e-12)
 
 
+def test_the_c_tokens_of_every_labelled_sentence_are_the_python_ones() -> None:
+    model = _shipped_model()
+    if model.scorer is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    sentences = [s for s in _labelled_texts() if s.isascii()]
+    assert len(sentences) > 3000
+    for sentence in sentences:
+        assert model.scorer.ascii_sums(sentence) == model.scorer.sums(tokens(sentence)), sentence
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["You", "SHOULD", "have", "read", "it", "'", "_", "?", "!", " ", "-", "9", "x"])))
+def test_the_c_tokens_are_the_python_ones_on_any_ascii_text(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    model = _shipped_model()
+    if model.scorer is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    # apostrophes inside, around and doubled, underscores (word characters, yet not in a token), digits, capitals
+    assert model.scorer.ascii_sums(text) == model.scorer.sums(tokens(text))
+
+
 def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
     model = _shipped_model()
     if model.scorer is None:
@@ -269,6 +290,10 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
     with pytest.raises(TypeError):
         model.scorer.sums([["unhashable"]])
     assert model.scorer.sums([]) is None
+    with pytest.raises(ValueError, match="ASCII"):
+        model.scorer.ascii_sums("caf\u00e9 closed")
+    with pytest.raises(ValueError, match="ASCII"):
+        model.scorer.ascii_sums(b"bytes")
 
 
 # The word index in C (copilot/_word_index.c) against checker._word_index.
