@@ -1398,7 +1398,7 @@ def _starts(parsed: Any) -> _Starts | None:
     for text in kept:
         # A match that starts with a word character starts a word. One that starts with others (", not", "'ve") is
         # found by the word after them, where there is one, and otherwise searched for (length 0).
-        head = next((i for i, ch in enumerate(text) if _is_word_char(ch)), len(text))
+        head = _head_size(text)
         if head == 0:
             by_size.setdefault((len(text), ""), []).append(text)
         elif head == len(text):
@@ -1408,9 +1408,17 @@ def _starts(parsed: Any) -> _Starts | None:
     return tuple((size, tuple(texts), head) for (size, head), texts in sorted(by_size.items()))
 
 
+def _head_size(text: str) -> int:
+    """How many characters of ``text`` come before its first word character."""
+    for i, ch in enumerate(text):
+        if _is_word_char(ch):
+            return i
+    return len(text)
+
+
 def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
-    """What a match of ``items`` starts with: (string, whether what follows ``items`` may extend it), each of up to
-    _START_SIZE characters; None when unknown or more than _MAX_STARTS strings.
+    """What a match of ``items`` starts with: (string, whether what follows ``items`` may extend it), each up to
+    _START_SIZE characters into its first word; None when unknown or more than _MAX_STARTS strings.
 
     A string stops growing before an item it cannot spell out (\\w, ., a negated set), yet still begins every
     match taking its path. Zero-width items (^, \\b, look-arounds) only restrict where a match starts: they add
@@ -1466,8 +1474,10 @@ def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
                 grown.add((text, False))
                 continue
             for more_text, more_open in step:
-                joined = (text + more_text)[:_START_SIZE]
-                grown.add((joined, more_open and len(joined) < _START_SIZE))
+                joined = text + more_text
+                # _START_SIZE characters of the first word, after any punctuation and spaces before it (", not")
+                limit = _START_SIZE + _head_size(joined)
+                grown.add((joined[:limit], more_open and len(joined) < limit))
         if len(grown) > _MAX_STARTS:
             return None
         current = grown
