@@ -701,13 +701,36 @@ class NameUnusedRule(Rule):
         name = (context.customer_name or "").strip()
         if not name or not doc.sentences:
             return
-        parts = [p for p in re.split(r"[\s,]+", name) if len(p.strip(".")) > 1 and p.lower().strip(".") not in _TITLES]
-        if any(re.search(rf"(?<!\w){re.escape(p)}(?!\w)", doc.text, re.IGNORECASE) for p in parts or [name]):
-            return
+        text = doc.text
+        for rx in _name_patterns(name):
+            # what (?<!\w) in front of the pattern would say, without stopping re from skipping ahead to the name
+            m = rx.search(text)
+            while m is not None:
+                at = m.start()
+                if at == 0 or not _is_word_char(text[at - 1]):
+                    return
+                m = rx.search(text, at + 1)
         yield doc.sentences[0]
 
 
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam", "prof"})
+# The patterns of the last few customer names: the same name is checked again on each edit of its reply.
+_NAME_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {}
+
+
+def _name_patterns(name: str) -> tuple[re.Pattern[str], ...]:
+    """One pattern per part of the name that can stand for it ("Dana", "Okafor"), or the whole name; no titles.
+
+    A match counts only where no word character comes before it (see NameUnusedRule.find).
+    """
+    found = _NAME_PATTERNS.get(name)
+    if found is None:
+        parts = [p for p in re.split(r"[\s,]+", name) if len(p.strip(".")) > 1 and p.lower().strip(".") not in _TITLES]
+        found = tuple(re.compile(rf"{re.escape(p)}(?!\w)", re.IGNORECASE) for p in parts or [name])
+        if len(_NAME_PATTERNS) >= 256:
+            _NAME_PATTERNS.pop(next(iter(_NAME_PATTERNS)))
+        _NAME_PATTERNS[name] = found
+    return found
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ import random
 import re
 from pathlib import Path
 
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from copilot import checker
@@ -152,3 +152,25 @@ def test_learned_rules_skipping_flagged_sentences_change_no_finding() -> None:
         assert found.check(text, context) == expected, text
         dropped += n
     assert dropped > 100, "the texts hold sentences both a learned and a precise rule flag"
+
+
+def _name_used_by_lookbehind(name: str, text: str) -> bool:
+    parts = [
+        p for p in re.split(r"[\s,]+", name) if len(p.strip(".")) > 1 and p.lower().strip(".") not in checker._TITLES
+    ]
+    return any(re.search(rf"(?<!\w){re.escape(p)}(?!\w)", text, re.IGNORECASE) for p in parts or [name])
+
+
+_NAME_PIECES = st.sampled_from(
+    ["Dana", "dana", "DANA", "O'", "(", ")", ".", "_", "x", " ", ",", "Mr", "\u0130", "\u017f"]
+)
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(st.lists(_NAME_PIECES, min_size=1, max_size=4), st.lists(_NAME_PIECES, max_size=10))
+def test_the_name_rule_sees_the_name_where_a_look_behind_would(name: list[str], text: list[str]) -> None:
+    rule = next(r for r in _checker().rules if isinstance(r, checker.NameUnusedRule))
+    name_text, reply = "".join(name).strip(), "Hello. " + "".join(text) + " Thanks."
+    assume(name_text)
+    flagged = bool(list(rule.find(_Doc(reply), CheckContext(customer_name=name_text))))
+    assert flagged == (not _name_used_by_lookbehind(name_text, reply))
