@@ -241,32 +241,12 @@ class _Doc:
 
     def candidates(self, starts: _Starts) -> list[list[int]]:
         """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
-        ascending positions, one per string found (at the start of a word, or anywhere for one such as ", not")."""
+        ascending positions, one per string found (at the start of a word, right before a word for one such as
+        ", not", or anywhere for one without a word such as "?")."""
         found: list[list[int]] = []
+        scan = self.scan
         for size, keys, head in starts:
-            if head:
-                # A word starting with one of ``keys`` right after ``head`` (", not", " se" after a comma's space).
-                scan = self.scan
-                back = len(head)
-                if size == _START_SIZE:
-                    keyed = self._keyed
-                    lists = [keyed[k] for k in keyed.keys() & keys]
-                else:
-                    short = self._short.get(size) or self._shorten(size)
-                    lists = [at for k in short.keys() & keys for at in short[k]]
-                for at in lists:
-                    after = [q - back for q in at if q >= back and scan.startswith(head, q - back)]
-                    if after:
-                        found.append(after)
-            elif size == _START_SIZE:
-                keyed = self._keyed
-                found.extend(keyed[k] for k in keyed.keys() & keys)
-            elif size:
-                short = self._short.get(size) or self._shorten(size)
-                for k in short.keys() & keys:
-                    found.extend(short[k])
-            else:
-                scan = self.scan
+            if not size:
                 for key in keys:
                     at = []
                     p = scan.find(key)
@@ -275,6 +255,22 @@ class _Doc:
                         p = scan.find(key, p + 1)
                     if at:
                         found.append(at)
+                continue
+            if size == _START_SIZE:
+                keyed = self._keyed
+                lists = [keyed[k] for k in keyed.keys() & keys]
+            else:
+                short = self._short.get(size) or self._shorten(size)
+                lists = [at for k in short.keys() & keys for at in short[k]]
+            if not head:
+                found.extend(lists)
+                continue
+            # the words found start right after ``head`` (", " before "not"): the match starts at the head
+            back = len(head)
+            for at in lists:
+                after = [q - back for q in at if q >= back and scan.startswith(head, q - back)]
+                if after:
+                    found.append(after)
         return found
 
     def _shorten(self, size: int) -> dict[str, list[list[int]]]:
@@ -1375,7 +1371,8 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
 # Match starts. Most patterns can only start a match with one of a few strings ("you", "we ", "i'", ", not"), and a
 # match never starts inside a word: such a pattern is tried only where a word starts with one of them (see
 # _Doc.candidates, _matches_at) instead of being searched for at every position of the text. The strings hold at
-# most _START_SIZE characters; a pattern that may start with more than _MAX_STARTS of them is searched for.
+# most _START_SIZE characters of their first word (after any punctuation before it); a pattern that may start with
+# more than _MAX_STARTS of them is searched for.
 # (length, strings of that length, head): with a head, the strings start a word right after that head of non-word
 # characters; without one, they start a word, or with length 0 (all non-word characters) are searched for.
 _Starts = tuple[tuple[int, tuple[str, ...], str], ...]

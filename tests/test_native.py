@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from labelled import labelled_texts
 
 from copilot import checker, native
 from copilot.checker import _FLAGS, _INTERNED, Checker, ClassifierRule, _factored
@@ -53,16 +54,6 @@ def _run_all(pure: bool) -> dict[str, object]:
     )
     result: dict[str, object] = json.loads(done.stdout)
     return result
-
-
-@functools.cache
-def _labelled_texts() -> tuple[str, ...]:
-    return tuple(
-        json.loads(line)["text"]
-        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
 
 
 def _compiler() -> str | None:
@@ -162,7 +153,7 @@ def _spans(rx: re.Pattern[str], text: str) -> list[tuple[int, int, tuple[str | N
 
 def test_the_shipped_patterns_as_tries_match_exactly_what_re_matches() -> None:
     Checker.load(ROOT / "prompts" / "checker")
-    texts = [text.lower() for text in _labelled_texts()]
+    texts = [text.lower() for text in labelled_texts()]
     sample = random.Random(5).sample(texts, 600)
     patterns = list(_INTERNED.items())
     assert len(patterns) > 200
@@ -236,7 +227,7 @@ def test_the_c_sums_give_the_python_probabilities_on_every_labelled_sentence() -
     model = _shipped_model()
     if model.scorer is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
-    sentences = list(_labelled_texts())
+    sentences = list(labelled_texts())
     # no words at all, unknown words only, and repeated words and phrases (the tf = 1 + log(count) branch)
     sentences += ["", "?!", "qwxz vbnm", "the the the the", "you should have, you should have read it", "Ünïcödé wörds"]
     fast, slow = _both(model, sentences)
@@ -264,7 +255,7 @@ def test_the_c_tokens_of_every_labelled_sentence_are_the_python_ones() -> None:
     model = _shipped_model()
     if model.scorer is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
-    sentences = [s for s in _labelled_texts() if s.isascii()]
+    sentences = [s for s in labelled_texts() if s.isascii()]
     assert len(sentences) > 3000
     for sentence in sentences:
         assert model.scorer.ascii_sums(sentence) == model.scorer.sums(tokens(sentence)), sentence
@@ -302,7 +293,7 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
 def test_the_c_word_index_is_the_python_one_on_every_labelled_text() -> None:
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
-    texts = list(_labelled_texts())
+    texts = list(labelled_texts())
     assert len(texts) > 3000
     for text in texts:
         scan = checker._Doc(text).scan

@@ -5,13 +5,13 @@ already flagged."""
 from __future__ import annotations
 
 import functools
-import json
 import random
 import re
 from pathlib import Path
 
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+from labelled import labelled_texts
 
 from copilot import checker
 from copilot.checker import _INFO, _QUOTED, CheckContext, Checker, ClassifierRule, Finding, _Doc, _finditer
@@ -22,16 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 @functools.cache
 def _checker() -> Checker:
     return Checker.load(ROOT / "prompts" / "checker")
-
-
-@functools.cache
-def _labelled_texts() -> tuple[str, ...]:
-    return tuple(
-        json.loads(line)["text"]
-        for path in sorted((ROOT / "evals").glob("checker*.jsonl"))
-        for line in path.read_text(encoding="utf-8").splitlines()
-        if line.strip()
-    )
 
 
 def _searched(rx: re.Pattern[str], scan: str) -> list[tuple[int, int]]:
@@ -50,7 +40,7 @@ def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_fin
     patterns = [rx for rx in checker._INTERNED.values() if _INFO.get(id(rx), (None, None))[1] is not None]
     with_head = [rx for rx in patterns if any(head for _, _, head in _INFO[id(rx)][1])]
     assert len(patterns) > 150 and with_head, "the shortcut is in use, for word starts and after punctuation"
-    texts = random.Random(3).sample(list(_labelled_texts()), 500)
+    texts = random.Random(3).sample(list(labelled_texts()), 500)
     replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
     for text in texts + replies:
         doc = _Doc(text)
@@ -115,7 +105,7 @@ def test_the_sentence_scan_splits_as_the_look_behind_did(text: str) -> None:
 
 
 def test_the_sentence_scan_splits_every_labelled_text_as_the_look_behind_did() -> None:
-    for text in _labelled_texts():
+    for text in labelled_texts():
         assert _Doc(text).sentences == _sentences_by_lookbehind(text), text
 
 
@@ -143,7 +133,7 @@ def _check_all_then_drop(found: Checker, text: str, context: CheckContext) -> tu
 
 def test_learned_rules_skipping_flagged_sentences_change_no_finding() -> None:
     found = _checker()
-    texts = list(_labelled_texts())
+    texts = list(labelled_texts())
     replies = ["Hi Dana, " + " ".join(random.Random(i).sample(texts, 4)) for i in range(400)]
     context = CheckContext(customer_name="Dana")
     dropped = 0
