@@ -70,8 +70,278 @@ fail:
     return NULL;
 }
 
+/* groups(keyed, keys, keyset) -> [keyed[k] for each k in keys found in keyed]: the word starts of a pattern whose
+ * matches begin with one of `keys` (a tuple, and the same strings as a frozenset). Looks up whichever side is smaller:
+ * a text has a few dozen keys, a pattern up to _MAX_STARTS. */
+static PyObject *key_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) || !PyAnySet_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "groups(keyed: dict, keys: tuple, keyset: frozenset)");
+        return NULL;
+    }
+    PyObject *keyed = args[0], *keys = args[1], *keyset = args[2];
+    PyObject *found = PyList_New(0);
+    if (found == NULL) return NULL;
+    if (PyTuple_GET_SIZE(keys) <= PyDict_GET_SIZE(keyed)) {
+        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
+            PyObject *at = PyDict_GetItemWithError(keyed, PyTuple_GET_ITEM(keys, i)); /* borrowed */
+            if (at == NULL) {
+                if (PyErr_Occurred()) goto fail;
+                continue;
+            }
+            if (PyList_Append(found, at)) goto fail;
+        }
+    } else {
+        Py_ssize_t pos = 0;
+        PyObject *key, *at;
+        while (PyDict_Next(keyed, &pos, &key, &at)) {
+            int has = PySet_Contains(keyset, key);
+            if (has < 0 || (has && PyList_Append(found, at))) goto fail;
+        }
+    }
+    return found;
+fail:
+    Py_DECREF(found);
+    return NULL;
+}
+
+typedef struct {
+    Py_ssize_t start;
+    PyObject *match;
+} Hit;
+
+static PyObject *str_end;
+
+/* tries(match, scan, groups) -> what checker._matches_at returns: `match` (a pattern's bound match method) tried at
+ * every position in `groups` (lists of ints), and of the matches found the earliest, then the earliest starting
+ * after it ends, and so on (finditer's leftmost, non-overlapping matches). A match tried at p starts at p. */
+static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]])");
+        return NULL;
+    }
+    PyObject *match = args[0], *groups = args[2];
+    PyObject *call[2] = {args[1], NULL};
+    Hit small[16], *hits = small;
+    Py_ssize_t n = 0, cap = 16;
+    PyObject *result = NULL;
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
+        PyObject *at = PyList_GET_ITEM(groups, g);
+        if (!PyList_Check(at)) {
+            PyErr_SetString(PyExc_TypeError, "tries: each group must be a list of positions");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
+            call[1] = PyList_GET_ITEM(at, i);
+            PyObject *m = PyObject_Vectorcall(match, call, 2, NULL);
+            if (m == NULL) goto done;
+            if (m == Py_None) {
+                Py_DECREF(m);
+                continue;
+            }
+            Py_ssize_t start = PyLong_AsSsize_t(call[1]);
+            if (start == -1 && PyErr_Occurred()) {
+                Py_DECREF(m);
+                goto done;
+            }
+            if (n == cap) {
+                Hit *bigger = PyMem_Malloc(sizeof(Hit) * cap * 2);
+                if (bigger == NULL) {
+                    Py_DECREF(m);
+                    PyErr_NoMemory();
+                    goto done;
+                }
+                memcpy(bigger, hits, sizeof(Hit) * n);
+                if (hits != small) PyMem_Free(hits);
+                hits = bigger;
+                cap *= 2;
+            }
+            /* insertion keeps equal starts in the order found, as Python's stable sort does */
+            Py_ssize_t j = n++;
+            while (j > 0 && hits[j - 1].start > start) {
+                hits[j] = hits[j - 1];
+                j--;
+            }
+            hits[j].start = start;
+            hits[j].match = m;
+        }
+    }
+    result = PyList_New(0);
+    if (result == NULL) goto done;
+    Py_ssize_t after = -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (hits[i].start < after) continue;
+        if (PyList_Append(result, hits[i].match)) goto fail;
+        if (n > 1) {
+            PyObject *end = PyObject_CallMethodNoArgs(hits[i].match, str_end);
+            if (end == NULL) goto fail;
+            after = PyLong_AsSsize_t(end);
+            Py_DECREF(end);
+            if (after == -1 && PyErr_Occurred()) goto fail;
+        }
+    }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(hits[i].match);
+    if (hits != small) PyMem_Free(hits);
+    return result;
+}
+
+/* The word starts by their first `size` characters, fewer than the index's: {prefix: [lists of keyed]}. */
+static PyObject *shorten(PyObject *keyed, Py_ssize_t size) {
+    PyObject *short_ = PyDict_New();
+    if (short_ == NULL) return NULL;
+    Py_ssize_t pos = 0;
+    PyObject *key, *at;
+    while (PyDict_Next(keyed, &pos, &key, &at)) {
+        Py_ssize_t len = PyUnicode_GET_LENGTH(key);
+        PyObject *prefix = PyUnicode_Substring(key, 0, len < size ? len : size);
+        if (prefix == NULL) goto fail;
+        PyObject *lists = PyDict_GetItemWithError(short_, prefix); /* borrowed */
+        int failed;
+        if (lists == NULL) {
+            if (PyErr_Occurred() || (lists = PyList_New(0)) == NULL) {
+                Py_DECREF(prefix);
+                goto fail;
+            }
+            failed = PyDict_SetItem(short_, prefix, lists) || PyList_Append(lists, at);
+            Py_DECREF(lists);
+        } else {
+            failed = PyList_Append(lists, at);
+        }
+        Py_DECREF(prefix);
+        if (failed) goto fail;
+    }
+    return short_;
+fail:
+    Py_DECREF(short_);
+    return NULL;
+}
+
+/* candidates(scan, keyed, short, starts) -> what checker._Doc.candidates returns; `short` caches shorten() by size
+ * for the text (the _Doc's own dict). */
+static PyObject *candidates(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        !PyTuple_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "candidates(scan: str, keyed: dict, short: dict, starts: tuple, size: int)");
+        return NULL;
+    }
+    PyObject *scan = args[0], *keyed = args[1], *cache = args[2], *starts = args[3];
+    Py_ssize_t full = PyLong_AsSsize_t(args[4]);
+    if (full == -1 && PyErr_Occurred()) return NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
+    PyObject *found = PyList_New(0), *lists = NULL;
+    if (found == NULL) return NULL;
+    for (Py_ssize_t e = 0; e < PyTuple_GET_SIZE(starts); e++) {
+        PyObject *entry = PyTuple_GET_ITEM(starts, e);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 3 || !PyTuple_Check(PyTuple_GET_ITEM(entry, 1)) ||
+            !PyUnicode_Check(PyTuple_GET_ITEM(entry, 2))) {
+            PyErr_SetString(PyExc_TypeError, "candidates: each start must be (size, strings, head)");
+            goto fail;
+        }
+        Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        if (size == -1 && PyErr_Occurred()) goto fail;
+        PyObject *keys = PyTuple_GET_ITEM(entry, 1), *head = PyTuple_GET_ITEM(entry, 2);
+        if (size == 0) {
+            /* strings without a word: every place they occur */
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+                PyObject *key = PyTuple_GET_ITEM(keys, k), *at = NULL;
+                Py_ssize_t p = PyUnicode_Find(scan, key, 0, n, 1);
+                while (p >= 0) {
+                    PyObject *pos = PyLong_FromSsize_t(p);
+                    if (pos == NULL || (at == NULL && (at = PyList_New(0)) == NULL) || PyList_Append(at, pos)) {
+                        Py_XDECREF(pos);
+                        Py_XDECREF(at);
+                        goto fail;
+                    }
+                    Py_DECREF(pos);
+                    p = PyUnicode_Find(scan, key, p + 1, n, 1);
+                }
+                if (p == -2 || (at != NULL && PyList_Append(found, at))) {
+                    Py_XDECREF(at);
+                    goto fail;
+                }
+                Py_XDECREF(at);
+            }
+            continue;
+        }
+        lists = PyList_New(0);
+        if (lists == NULL) goto fail;
+        if (size == full) {
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+                PyObject *at = PyDict_GetItemWithError(keyed, PyTuple_GET_ITEM(keys, k)); /* borrowed */
+                if (at == NULL ? PyErr_Occurred() != NULL : PyList_Append(lists, at) != 0) goto fail;
+            }
+        } else {
+            PyObject *by = PyTuple_GET_ITEM(entry, 0);
+            PyObject *short_ = PyDict_GetItemWithError(cache, by); /* borrowed */
+            if (short_ == NULL) {
+                if (PyErr_Occurred() || (short_ = shorten(keyed, size)) == NULL) goto fail;
+                int failed = PyDict_SetItem(cache, by, short_);
+                Py_DECREF(short_); /* the cache holds it */
+                if (failed) goto fail;
+            }
+            for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
+                PyObject *more = PyDict_GetItemWithError(short_, PyTuple_GET_ITEM(keys, k)); /* borrowed */
+                if (more == NULL) {
+                    if (PyErr_Occurred()) goto fail;
+                    continue;
+                }
+                for (Py_ssize_t i = 0; i < PyList_GET_SIZE(more); i++)
+                    if (PyList_Append(lists, PyList_GET_ITEM(more, i))) goto fail;
+            }
+        }
+        Py_ssize_t back = PyUnicode_GET_LENGTH(head);
+        for (Py_ssize_t l = 0; l < PyList_GET_SIZE(lists); l++) {
+            PyObject *at = PyList_GET_ITEM(lists, l);
+            if (!back) {
+                if (PyList_Append(found, at)) goto fail;
+                continue;
+            }
+            /* the words found start right after `head` (", " before "not"): the match starts at the head */
+            PyObject *after = NULL;
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
+                Py_ssize_t q = PyLong_AsSsize_t(PyList_GET_ITEM(at, i));
+                if (q == -1 && PyErr_Occurred()) goto fail_after;
+                if (q < back) continue;
+                Py_ssize_t same = PyUnicode_Tailmatch(scan, head, q - back, q, -1);
+                if (same < 0) goto fail_after;
+                if (!same) continue;
+                PyObject *pos = PyLong_FromSsize_t(q - back);
+                if (pos == NULL || (after == NULL && (after = PyList_New(0)) == NULL) || PyList_Append(after, pos)) {
+                    Py_XDECREF(pos);
+                    goto fail_after;
+                }
+                Py_DECREF(pos);
+            }
+            if (after != NULL) {
+                int failed = PyList_Append(found, after);
+                Py_DECREF(after);
+                if (failed) goto fail;
+            }
+            continue;
+        fail_after:
+            Py_XDECREF(after);
+            goto fail;
+        }
+        Py_CLEAR(lists);
+    }
+    return found;
+fail:
+    Py_XDECREF(lists);
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size) -> (words, {first size characters: word starts})"},
+    {"groups", (PyCFunction)(void (*)(void))key_groups, METH_FASTCALL,
+     "groups(keyed, keys, keyset) -> the lists of word starts under the keys found"},
+    {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
+     "tries(match, scan, groups) -> leftmost non-overlapping matches tried at the positions in groups"},
+    {"candidates", (PyCFunction)(void (*)(void))candidates, METH_FASTCALL,
+     "candidates(scan, keyed, short, starts, size) -> lists of positions where matches can start"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -79,4 +349,8 @@ static struct PyModuleDef module = {
     PyModuleDef_HEAD_INIT, "copilot._word_index", "The checker's word index in C.", -1, methods,
 };
 
-PyMODINIT_FUNC PyInit__word_index(void) { return PyModule_Create(&module); }
+PyMODINIT_FUNC PyInit__word_index(void) {
+    str_end = PyUnicode_InternFromString("end");
+    if (str_end == NULL) return NULL;
+    return PyModule_Create(&module);
+}

@@ -243,47 +243,7 @@ class _Doc:
         """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
         ascending positions, one per string found (at the start of a word, right before a word for one such as
         ", not", or anywhere for one without a word such as "?")."""
-        found: list[list[int]] = []
-        scan = self.scan
-        for size, keys, head in starts:
-            if not size:
-                for key in keys:
-                    at = []
-                    p = scan.find(key)
-                    while p >= 0:
-                        at.append(p)
-                        p = scan.find(key, p + 1)
-                    if at:
-                        found.append(at)
-                continue
-            if size == _START_SIZE:
-                keyed = self._keyed
-                lists = [keyed[k] for k in keyed.keys() & keys]
-            else:
-                short = self._short.get(size) or self._shorten(size)
-                lists = [at for k in short.keys() & keys for at in short[k]]
-            if not head:
-                found.extend(lists)
-                continue
-            # the words found start right after ``head`` (", " before "not"): the match starts at the head
-            back = len(head)
-            for at in lists:
-                after = [q - back for q in at if q >= back and scan.startswith(head, q - back)]
-                if after:
-                    found.append(after)
-        return found
-
-    def _shorten(self, size: int) -> dict[str, list[list[int]]]:
-        """The word starts by their first ``size`` characters, fewer than _START_SIZE."""
-        short: dict[str, list[list[int]]] = {}
-        for key, at in self._keyed.items():
-            lists = short.get(key[:size])
-            if lists is None:
-                short[key[:size]] = [at]
-            else:
-                lists.append(at)
-        self._short[size] = short
-        return short
+        return _candidates(self.scan, self._keyed, self._short, starts, _START_SIZE)  # type: ignore[no-any-return]
 
     def may_match(self, needs: _Needs) -> bool:
         """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
@@ -360,6 +320,54 @@ def _word_index(scan: str, size: int) -> tuple[list[str], dict[str, list[int]]]:
 
 
 _C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)
+
+
+def _py_candidates(
+    scan: str, keyed: dict[str, list[int]], short: dict[int, dict[str, list[list[int]]]], starts: _Starts, full: int
+) -> list[list[int]]:
+    """``_Doc.candidates``: ``keyed`` is the text's word index by ``full`` characters, ``short`` its cache of the
+    same by fewer (see _shorten). copilot/_word_index.c's ``candidates`` does the same in C."""
+    found: list[list[int]] = []
+    for size, keys, head in starts:
+        if not size:
+            for key in keys:
+                at = []
+                p = scan.find(key)
+                while p >= 0:
+                    at.append(p)
+                    p = scan.find(key, p + 1)
+                if at:
+                    found.append(at)
+            continue
+        if size == full:
+            lists = [keyed[k] for k in keyed.keys() & keys]
+        else:
+            by = short.get(size)
+            if by is None:
+                by = short[size] = _shorten(keyed, size)
+            lists = [at for k in by.keys() & keys for at in by[k]]
+        if not head:
+            found.extend(lists)
+            continue
+        # the words found start right after ``head`` (", " before "not"): the match starts at the head
+        back = len(head)
+        for at in lists:
+            after = [q - back for q in at if q >= back and scan.startswith(head, q - back)]
+            if after:
+                found.append(after)
+    return found
+
+
+def _shorten(keyed: dict[str, list[int]], size: int) -> dict[str, list[list[int]]]:
+    """The word starts by their first ``size`` characters, fewer than the index's own."""
+    short: dict[str, list[list[int]]] = {}
+    for key, at in keyed.items():
+        lists = short.get(key[:size])
+        if lists is None:
+            short[key[:size]] = [at]
+        else:
+            lists.append(at)
+    return short
 
 
 def _blank_quote(m: re.Match[str]) -> str:
@@ -497,9 +505,26 @@ def _matches_at(rx: re.Pattern[str], scan: str, groups: list[list[int]]) -> list
     _starts) is tried only where those strings begin a word (see _Doc.candidates). Keeping the earliest of
     overlapping matches, then the earliest after it, gives finditer's leftmost, non-overlapping matches.
     """
-    match = rx.match
+    return _tries(rx.match, scan, groups)
+
+
+def _py_tries(match: Any, scan: str, groups: list[list[int]]) -> list[re.Match[str]]:
+    """``_matches_at`` given the pattern's bound ``match``; copilot/_word_index.c's ``tries`` does the same in C."""
     found = [m for at in groups for p in at if (m := match(scan, p)) is not None]
     return _leftmost(found) if len(found) > 1 else found
+
+
+def _py_groups(keyed: dict[str, list[int]], keys: tuple[str, ...], keyset: frozenset[str]) -> list[list[int]]:
+    """The word starts in ``keyed`` under any of ``keys`` (``keyset`` holds the same strings); copilot/_word_index.c's
+    ``groups`` does the same in C."""
+    if len(keys) <= len(keyed):
+        return [at for k in keys if (at := keyed.get(k)) is not None]
+    return [at for k, at in keyed.items() if k in keyset]
+
+
+_tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
+_groups: Any = getattr(native.extension("_word_index"), "groups", None) or _py_groups
+_candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -596,21 +621,20 @@ class PhraseRule(Rule):
         sat = doc._sat
         scan = doc.scan
         keyed = doc._keyed
-        present = keyed.keys()
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
-        for rx, words, others, keys, starts in self.parts:
+        for rx, match, words, others, keys, keyset, starts in self.parts:
             if not words <= sat:
                 continue
             if keys is not None:
-                hit = present & keys
-                if not hit or (others and not doc.may_match(others)):
+                groups = _groups(keyed, keys, keyset)
+                if not groups or (others and not doc.may_match(others)):
                     continue
-                more = _matches_at(rx, scan, [keyed[k] for k in hit])
+                more = _tries(match, scan, groups)
             elif starts is not None:
                 groups = doc.candidates(starts)
                 if not groups or (others and not doc.may_match(others)):
                     continue
-                more = _matches_at(rx, scan, groups)
+                more = _tries(match, scan, groups)
             else:
                 if others and not doc.may_match(others):
                     continue
@@ -1378,22 +1402,18 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
 _Starts = tuple[tuple[int, tuple[str, ...], str], ...]
 _START_SIZE = 3
 _MAX_STARTS = 128
-# A phrase pattern as its rule scans it: the pattern, the required-word groups the text's words alone decide, the
-# other groups (with substrings to look for), its start strings as a set when they all have _START_SIZE characters
-# (the usual case) and its starts.
-_Part = tuple[re.Pattern[str], frozenset[int], _Needs, frozenset[str] | None, _Starts | None]
+# A phrase pattern as its rule scans it: the pattern and its bound match method, the required-word groups the text's
+# words alone decide, the other groups (with substrings to look for), its start strings as a tuple and as a set when
+# they all have _START_SIZE characters (the usual case), and its starts.
+_Part = tuple[re.Pattern[str], Any, frozenset[int], _Needs, tuple[str, ...] | None, frozenset[str], _Starts | None]
 
 
 def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
     words = frozenset(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
-    keys = (
-        frozenset(starts[0][1])
-        if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]
-        else None
-    )
-    return rx, words, others, keys, starts
+    keys = starts[0][1] if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2] else None
+    return rx, rx.match, words, others, keys, frozenset(keys or ()), starts
 
 
 def _starts(parsed: Any) -> _Starts | None:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -30,6 +31,7 @@ PACKAGE = ROOT / "copilot"
 _RUN_ALL = """
 import json, random, sys
 from pathlib import Path
+from typing import Any
 from copilot import native
 from copilot.checker import CheckContext, Checker
 root = Path(sys.argv[1])
@@ -316,3 +318,86 @@ def test_the_c_word_index_refuses_bad_arguments() -> None:
         checker._C_WORD_INDEX(b"bytes", 3)
     with pytest.raises(ValueError):
         checker._C_WORD_INDEX("text", 0)
+
+
+# The phrase rules' inner loop in C (copilot/_word_index.c: groups, candidates, tries) against the Python it replaces.
+
+
+def _c(name: str) -> Any:
+    found = getattr(native.extension("_word_index"), name, None)
+    if found is None:
+        pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    return found
+
+
+@functools.cache
+def _shipped() -> tuple[list[re.Pattern[str]], list[str]]:
+    Checker.load(ROOT / "prompts" / "checker")
+    patterns = [rx for rx in _INTERNED.values() if checker._INFO.get(id(rx), (None, None))[1] is not None]
+    texts = random.Random(5).sample(list(labelled_texts()), 400)
+    replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(60)]
+    return patterns, texts + replies
+
+
+def test_the_c_candidates_groups_and_tries_are_the_python_ones_for_every_shipped_pattern() -> None:
+    c_candidates, c_groups, c_tries = _c("candidates"), _c("groups"), _c("tries")
+    patterns, texts = _shipped()
+    sizes = {size for rx in patterns for size, _, _ in checker._INFO[id(rx)][1]}
+    assert {0, 1, 2, 3} <= sizes, "every kind of start is exercised"
+    compared = 0
+    for text in texts:
+        doc = checker._Doc(text)
+        py_short: dict[int, dict[str, list[list[int]]]] = {}
+        c_short: dict[int, dict[str, list[list[int]]]] = {}
+        for rx in patterns:
+            starts = checker._INFO[id(rx)][1]
+            expected = checker._py_candidates(doc.scan, doc._keyed, py_short, starts, 3)
+            got = c_candidates(doc.scan, doc._keyed, c_short, starts, 3)
+            # the same lists of positions, whatever order the keys were looked up in
+            assert sorted(got) == sorted(expected), (rx.pattern[:80], text)
+            spans = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected)]
+            assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
+            compared += len(spans)
+            if len(starts) == 1 and starts[0][0] == 3 and not starts[0][2]:
+                keys = starts[0][1]
+                want = checker._py_groups(doc._keyed, keys, frozenset(keys))
+                assert sorted(c_groups(doc._keyed, keys, frozenset(keys))) == sorted(want)
+        assert c_short.keys() == py_short.keys() and all(
+            {k: sorted(v) for k, v in c_short[n].items()} == {k: sorted(v) for k, v in py_short[n].items()}
+            for n in c_short
+        )
+    assert compared > 1000, "enough matches found to compare"
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(st.sampled_from(["ab", "abc", "a", "b", " ", ", ", "'", "-", "abab", "\n", "é"]), max_size=20),
+    st.sampled_from(["ab", "a", "b ?a", "(?:ab|a)b?", "a|", ", ab", "(?=ab)"]),
+)
+def test_the_c_tries_keep_the_leftmost_matches_as_python_does(pieces: list[str], source: str) -> None:
+    c_tries = _c("tries")
+    text = "".join(pieces)
+    rx = re.compile(source)
+    # overlapping, repeated, empty and out-of-order positions, in several groups
+    groups = [list(range(len(text) + 1)), [p for p in range(len(text) + 1) if p % 2], [0, 0]]
+    assert [m.span() for m in c_tries(rx.match, text, groups)] == [
+        m.span() for m in checker._py_tries(rx.match, text, groups)
+    ]
+
+
+def test_the_c_loop_refuses_bad_arguments() -> None:
+    c_candidates, c_groups, c_tries = _c("candidates"), _c("groups"), _c("tries")
+    with pytest.raises(TypeError):
+        c_tries(re.compile("a").match, "a", [0])
+    with pytest.raises(TypeError):
+        c_groups({}, ["a"], frozenset())
+    with pytest.raises(TypeError):
+        c_candidates("a", {}, {}, ((3, "abc", ""),), 3)
+    with pytest.raises(TypeError):
+        c_candidates("a", {}, {}, ((3, ("abc",)),), 3)
+    with pytest.raises(ValueError, match="boom"):
+
+        def boom(scan: str, pos: int) -> None:
+            raise ValueError("boom")
+
+        c_tries(boom, "a", [[0]])
