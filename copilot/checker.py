@@ -86,7 +86,10 @@ _ABBREVIATIONS = frozenset(
 # matched rather than looked behind at so that re can skip straight to the next . ! ? or line break.
 _SENTENCE_END = re.compile(r"([.!?])[\"'”’)\]]*(\s+)|\n\s*")
 # Clause boundaries scope negation ("I'd never ask you to calm down") and "unless" look-behinds.
+# The reference: _clause_bounds finds the ends of its matches in the lower-cased scan without running it, since re
+# tries all three alternatives at every character of the text.
 _CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
+_CLAUSE_MARKS = ",;:()\u2013\u2014"
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
 _TRIM = " \t\n,.;:!?-\u2013\u2014"
@@ -294,10 +297,40 @@ class _Doc:
     def clause_start(self, pos: int) -> int:
         """Start of the clause containing ``pos`` (after the last comma, semicolon, dash or "but")."""
         if self._bounds is None:
-            self._bounds = [m.end() for m in _CLAUSE_BOUNDARY.finditer(self.scan)]
+            self._bounds = _clause_bounds(self.scan)
         sentence_start = self.sentences[self.sentence_of(pos)][0] if self.sentences else 0
         i = bisect.bisect_right(self._bounds, pos) - 1
         return max(self._bounds[i], sentence_start) if i >= 0 else sentence_start
+
+
+def _clause_bounds(scan: str) -> list[int]:
+    """``[m.end() for m in _CLAUSE_BOUNDARY.finditer(scan)]`` for a lower-cased ``scan``, ascending.
+
+    Each alternative begins with characters the others cannot contain (a mark, a space, a "b"), so their matches
+    never overlap and each can be found on its own with ``str.find``; only two dashed spaces can overlap (" - - "),
+    and as finditer does, the second then does not count.
+    """
+    ends: list[int] = []
+    for mark in _CLAUSE_MARKS:
+        p = scan.find(mark)
+        while p >= 0:
+            ends.append(p + 1)
+            p = scan.find(mark, p + 1)
+    n = len(scan)
+    done = 0
+    p = scan.find("-", 1)
+    while p >= 0:
+        if p - 1 >= done and p + 1 < n and scan[p - 1].isspace() and scan[p + 1].isspace():
+            done = p + 2
+            ends.append(done)
+        p = scan.find("-", p + 1)
+    p = scan.find("but")
+    while p >= 0:
+        if (p == 0 or not _is_word_char(scan[p - 1])) and (p + 3 == n or not _is_word_char(scan[p + 3])):
+            ends.append(p + 3)
+        p = scan.find("but", p + 3)
+    ends.sort()
+    return ends
 
 
 def _word_index(scan: str, size: int) -> tuple[list[str], dict[str, list[int]]]:
@@ -463,17 +496,24 @@ class Rule:
     def finding(self, doc: _Doc, start: int, end: int) -> Finding:
         """Build the finding for a span of ``doc``."""
         start, end = _trim(doc.text, start, end)
-        return Finding(
-            self.category,
-            self.severity,
-            start,
-            end,
-            doc.text[start:end],
-            self.id,
-            self.message,
-            self.suggestion,
-            self.source,
-        )
+        # The same object Finding(...) builds, without calling the frozen dataclass's __init__: that runs as Python
+        # code even in the C build, and cost more than everything else in building a finding.
+        text = doc.text[start:end]
+        found: Finding = _NEW(Finding)
+        _SET(found, "category", self.category)
+        _SET(found, "severity", self.severity)
+        _SET(found, "start", start)
+        _SET(found, "end", end)
+        _SET(found, "text", text)
+        _SET(found, "rule", self.id)
+        _SET(found, "message", self.message)
+        _SET(found, "suggestion", self.suggestion)
+        _SET(found, "source", self.source)
+        return found
+
+
+_NEW: Any = Finding.__new__
+_SET: Any = object.__setattr__
 
 
 def _mid_word(text: str, pos: int) -> bool:
@@ -779,8 +819,10 @@ class LongSentenceRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
         """Yield each over-long sentence."""
+        # n words take at least 2n - 1 characters, so shorter sentences need no splitting
+        shortest = 2 * self.max_words + 1
         for start, end in doc.sentences:
-            if len(doc.text[start:end].split()) > self.max_words:
+            if end - start >= shortest and len(doc.text[start:end].split()) > self.max_words:
                 yield start, end
 
 

@@ -4,11 +4,13 @@ already flagged."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import random
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from labelled import labelled_texts
@@ -109,6 +111,25 @@ def test_the_sentence_scan_splits_every_labelled_text_as_the_look_behind_did() -
         assert _Doc(text).sentences == _sentences_by_lookbehind(text), text
 
 
+def _bounds_by_regex(scan: str) -> list[int]:
+    return [m.end() for m in checker._CLAUSE_BOUNDARY.finditer(scan)]
+
+
+@settings(max_examples=800, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["b", "u", "t", "but", " ", "\t", "\n", "-", ",", ";", "(", "\u2014", "_", "é", "1"])))
+def test_clause_bounds_are_where_the_boundary_pattern_ends(pieces: list[str]) -> None:
+    scan = _Doc("".join(pieces)).scan
+    assert checker._clause_bounds(scan) == _bounds_by_regex(scan)
+
+
+def test_clause_bounds_of_every_labelled_text_are_where_the_boundary_pattern_ends() -> None:
+    for text in labelled_texts():
+        scan = _Doc(text).scan
+        assert checker._clause_bounds(scan) == _bounds_by_regex(scan), text
+    # dashes between spaces that overlap (" - - ") count once, as finditer counts them
+    assert checker._clause_bounds("a - - b") == _bounds_by_regex("a - - b") == [4]
+
+
 def _check_all_then_drop(found: Checker, text: str, context: CheckContext) -> tuple[list[Finding], int]:
     """Checker.check as first written: every rule on its own, then learned findings a precise one overlaps dropped."""
     doc = _Doc(text)
@@ -164,3 +185,22 @@ def test_the_name_rule_sees_the_name_where_a_look_behind_would(name: list[str], 
     assume(name_text)
     flagged = bool(list(rule.find(_Doc(reply), CheckContext(customer_name=name_text))))
     assert flagged == (not _name_used_by_lookbehind(name_text, reply))
+
+
+def test_a_rule_builds_the_finding_the_dataclass_would() -> None:
+    found = _checker()
+    text = "I'm sorry for any inconvenience, but you should have read the instructions."
+    doc = _Doc(text)
+    built = 0
+    for rule in found.rules:
+        for start, end in rule.find(doc, CheckContext()):
+            f = rule.finding(doc, start, end)
+            s, e = checker._trim(text, start, end)
+            same = Finding(
+                rule.category, rule.severity, s, e, text[s:e], rule.id, rule.message, rule.suggestion, rule.source
+            )
+            assert f == same and hash(f) == hash(same) and repr(f) == repr(same) and f.to_dict() == same.to_dict()
+            with pytest.raises(dataclasses.FrozenInstanceError):
+                f.start = 0  # type: ignore[misc]
+            built += 1
+    assert built >= 2
