@@ -1,17 +1,23 @@
-/* The checker's word index in C: copilot/checker.py's _Doc builds the same in Python (the reference, compared in
- * tests/test_native.py). index(text, size) returns the text's words (its runs of \w characters, as re's \w reads a
- * str: alphanumeric or "_") and, for each word start, the first `size` characters from there mapped to the ascending
- * positions where they begin a word.
+/* The checker's word index in C: copilot/checker.py's _word_index builds the same in Python (the reference,
+ * compared in tests/test_native.py). index(text, size, groups) returns the set of group ids groups[word] lists for
+ * the text's words (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
+ * the first `size` characters from there mapped to the ascending positions where they begin a word.
+ *
+ * The rest of the phrase rules' inner loop is here too (groups, candidates, tries): what checker.py's _py_groups,
+ * _py_candidates and _py_tries do, without a Python object for each step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
-static inline int is_word(Py_UCS4 ch) { return Py_UNICODE_ISALNUM(ch) || ch == '_'; }
+static inline int is_word(Py_UCS4 ch) {
+    if (ch < 128) return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
+    return Py_UNICODE_ISALNUM(ch);
+}
 
 static PyObject *word_index(PyObject *module, PyObject *args) {
-    PyObject *text;
+    PyObject *text, *groups;
     Py_ssize_t size;
-    if (!PyArg_ParseTuple(args, "Un", &text, &size)) return NULL;
+    if (!PyArg_ParseTuple(args, "UnO!", &text, &size, &PyDict_Type, &groups)) return NULL;
     if (size < 1) {
         PyErr_SetString(PyExc_ValueError, "size must be at least 1");
         return NULL;
@@ -19,8 +25,8 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    PyObject *words = PyList_New(0), *keyed = PyDict_New();
-    if (words == NULL || keyed == NULL) goto fail;
+    PyObject *sat = PySet_New(NULL), *seen = PySet_New(NULL), *keyed = PyDict_New();
+    if (sat == NULL || seen == NULL || keyed == NULL) goto fail;
     Py_ssize_t i = 0;
     while (i < n) {
         if (!is_word(PyUnicode_READ(kind, data, i))) {
@@ -31,9 +37,23 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         while (i < n && is_word(PyUnicode_READ(kind, data, i))) i++;
         PyObject *word = PyUnicode_Substring(text, start, i);
         if (word == NULL) goto fail;
-        int failed = PyList_Append(words, word);
+        int known = PySet_Contains(seen, word);
+        if (known == 0) {
+            /* a word repeated ("the", "you") adds its groups once */
+            PyObject *ids = PyDict_GetItemWithError(groups, word); /* borrowed */
+            if (PySet_Add(seen, word) || (ids == NULL && PyErr_Occurred())) known = -1;
+            if (ids != NULL && known == 0) {
+                if (!PyList_Check(ids)) {
+                    PyErr_SetString(PyExc_TypeError, "index: each group entry must be a list of ids");
+                    known = -1;
+                } else {
+                    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(ids) && known == 0; g++)
+                        if (PySet_Add(sat, PyList_GET_ITEM(ids, g))) known = -1;
+                }
+            }
+        }
         Py_DECREF(word);
-        if (failed) goto fail;
+        if (known < 0) goto fail;
         PyObject *key = PyUnicode_Substring(text, start, start + size < n ? start + size : n);
         if (key == NULL) goto fail;
         PyObject *at = PyDict_GetItemWithError(keyed, key); /* borrowed */
@@ -43,6 +63,7 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
             Py_DECREF(key);
             goto fail;
         }
+        int failed;
         if (at == NULL) {
             PyObject *list = PyList_New(1);
             if (list == NULL) {
@@ -60,12 +81,14 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         Py_DECREF(key);
         if (failed) goto fail;
     }
-    PyObject *result = PyTuple_Pack(2, words, keyed);
-    Py_DECREF(words);
+    Py_DECREF(seen);
+    PyObject *result = PyTuple_Pack(2, sat, keyed);
+    Py_DECREF(sat);
     Py_DECREF(keyed);
     return result;
 fail:
-    Py_XDECREF(words);
+    Py_XDECREF(sat);
+    Py_XDECREF(seen);
     Py_XDECREF(keyed);
     return NULL;
 }
@@ -335,7 +358,7 @@ fail:
 }
 
 static PyMethodDef methods[] = {
-    {"index", word_index, METH_VARARGS, "index(text, size) -> (words, {first size characters: word starts})"},
+    {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
     {"groups", (PyCFunction)(void (*)(void))key_groups, METH_FASTCALL,
      "groups(keyed, keys, keyset) -> the lists of word starts under the keys found"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,

@@ -202,17 +202,15 @@ class _Doc:
         self.scan = _lower("".join(pieces).replace("\u2019", "'"))
         self.sentences = sentences
         self.starts = [s for s, _ in sentences]
-        # The words, and where each starts by its first _START_SIZE characters (see _starts), from one pass.
-        words, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE)
+        # Where words start by their first _START_SIZE characters (see _starts), and the required-word groups (see
+        # _required_literals) the text's words satisfy, from one pass.
+        sat: set[int]
+        keyed: dict[str, list[int]]
+        sat, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _WORD_GROUPS)
+        self._sat = sat
         self._keyed = keyed
         self._short: dict[int, dict[str, list[list[int]]]] = {}
         self._bounds: list[int] | None = None
-        # Required-word groups (see _required_literals) this text has, from one pass over its words.
-        sat: set[int] = set()
-        for ids in map(_WORD_GROUPS.get, words):
-            if ids:
-                sat.update(ids)
-        self._sat = sat
         self._unsat: set[int] = set()
         self._found: dict[int, list[re.Match[str]]] = {}
         self._memo: dict[tuple[int, int], bool] = {}
@@ -333,23 +331,31 @@ def _clause_bounds(scan: str) -> list[int]:
     return ends
 
 
-def _word_index(scan: str, size: int) -> tuple[list[str], dict[str, list[int]]]:
-    """The words of ``scan`` and, by the first ``size`` characters from each word's start, where words start.
+def _word_index(scan: str, size: int, groups: dict[str, list[int]]) -> tuple[set[int], dict[str, list[int]]]:
+    """The groups (``groups[word]``) of the words of ``scan``, and by the first ``size`` characters from each word's
+    start, where words start.
 
     copilot/_word_index.c does the same in C, used beside the compiled engine (see copilot/native.py).
     """
-    words: list[str] = []
+    sat: set[int] = set()
+    seen: set[str] = set()
     keyed: dict[str, list[int]] = {}
     for m in _WORD.finditer(scan):
         p = m.start()
-        words.append(m.group())
+        word = m.group()
+        if word not in seen:
+            # a word repeated ("the", "you") adds its groups once
+            seen.add(word)
+            ids = groups.get(word)
+            if ids:
+                sat.update(ids)
         key = scan[p : p + size]
         at = keyed.get(key)
         if at is None:
             keyed[key] = [p]
         else:
             at.append(p)
-    return words, keyed
+    return sat, keyed
 
 
 _C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)

@@ -295,11 +295,14 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
 def test_the_c_word_index_is_the_python_one_on_every_labelled_text() -> None:
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
+    Checker.load(ROOT / "prompts" / "checker")
+    groups = checker._WORD_GROUPS
+    assert len(groups) > 500, "the shipped rules' required words are known"
     texts = list(labelled_texts())
     assert len(texts) > 3000
     for text in texts:
         scan = checker._Doc(text).scan
-        assert checker._C_WORD_INDEX(scan, 3) == checker._word_index(scan, 3), text
+        assert checker._C_WORD_INDEX(scan, 3, groups) == checker._word_index(scan, 3, groups), text
 
 
 @settings(max_examples=500, deadline=None, database=None)
@@ -308,16 +311,22 @@ def test_the_c_word_index_is_the_python_one_on_any_text(text: str, size: int) ->
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
     # any character: letters and digits of every script, "_", marks, emoji, spaces and controls
-    assert checker._C_WORD_INDEX(text, size) == checker._word_index(text, size)
+    words = {w for w in re.findall(r"\w+", text)}
+    groups = {w: [i, i + 1] for i, w in enumerate(sorted(words)[::2])}
+    assert checker._C_WORD_INDEX(text, size, groups) == checker._word_index(text, size, groups)
 
 
 def test_the_c_word_index_refuses_bad_arguments() -> None:
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
     with pytest.raises(TypeError):
-        checker._C_WORD_INDEX(b"bytes", 3)
+        checker._C_WORD_INDEX(b"bytes", 3, {})
+    with pytest.raises(TypeError):
+        checker._C_WORD_INDEX("text", 3, [])
+    with pytest.raises(TypeError):
+        checker._C_WORD_INDEX("text", 3, {"text": 1})
     with pytest.raises(ValueError):
-        checker._C_WORD_INDEX("text", 0)
+        checker._C_WORD_INDEX("text", 0, {})
 
 
 # The phrase rules' inner loop in C (copilot/_word_index.c: groups, candidates, tries) against the Python it replaces.
