@@ -93,6 +93,7 @@ _CLAUSE_MARKS = ",;:()\u2013\u2014"
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
 _QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
 _TRIM = " \t\n,.;:!?-\u2013\u2014"
+# The reference for _abbreviation_word.
 _ABBREVIATION_WORD = re.compile(r"([\w.]+)\.$")
 _WORD = re.compile(r"\w+")
 # The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
@@ -426,14 +427,24 @@ def _may_quote(text: str) -> bool:
     return False
 
 
+def _abbreviation_word(text: str, dot: int) -> str:
+    """What ``_ABBREVIATION_WORD.search(text, max(0, dot - 12), dot)`` captures ("" for no match) when ``dot - 1``
+    holds a full stop: the run of word characters and dots before it, read backwards instead of searched for."""
+    lo = max(0, dot - 12)
+    i = dot - 1
+    while i > lo and (text[i - 1] == "." or _is_word_char(text[i - 1])):
+        i -= 1
+    return text[i : dot - 1]
+
+
 def _is_abbreviation(text: str, dot: int) -> bool:
     """True when the full stop before ``dot`` ends an abbreviation such as "Mr." rather than a sentence."""
     if text[dot - 1] != ".":
         return False
-    word = _ABBREVIATION_WORD.search(text, max(0, dot - 12), dot)
-    if word is None:
+    found = _abbreviation_word(text, dot)
+    if not found:
         return False
-    name = word.group(1).lower()
+    name = found.lower()
     # "No." starts a number ("No. 5") but is also a whole, curt sentence ("No. We don't do that.").
     return name in _ABBREVIATIONS or (name in ("no", "nos") and text[dot : dot + 3].strip()[:1].isdigit())
 
@@ -669,7 +680,12 @@ class PhraseRule(Rule):
         keyed = doc._keyed
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
         for rx, match, words, others, keys, keyset, starts in self.parts:
-            if not words <= sat:
+            missing = False
+            for group in words:
+                if group not in sat:
+                    missing = True
+                    break
+            if missing:
                 continue
             if keys is not None:
                 groups = _groups(keyed, keys, keyset)
@@ -1453,12 +1469,12 @@ _MAX_STARTS = 128
 # A phrase pattern as its rule scans it: the pattern and its bound match method, the required-word groups the text's
 # words alone decide, the other groups (with substrings to look for), its start strings as a tuple and as a set when
 # they all have _START_SIZE characters (the usual case), and its starts.
-_Part = tuple[re.Pattern[str], Any, frozenset[int], _Needs, tuple[str, ...] | None, frozenset[str], _Starts | None]
+_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, tuple[str, ...] | None, frozenset[str], _Starts | None]
 
 
 def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
-    words = frozenset(g for g in needs if not _GROUP_SUBS[g])
+    words = tuple(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
     keys = starts[0][1] if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2] else None
     return rx, rx.match, words, others, keys, frozenset(keys or ()), starts

@@ -204,3 +204,13 @@ def test_a_rule_builds_the_finding_the_dataclass_would() -> None:
                 f.start = 0  # type: ignore[misc]
             built += 1
     assert built >= 2
+
+
+@settings(max_examples=800, deadline=None, database=None)
+@given(st.lists(st.sampled_from(["Mr", "e", "g", ".", " ", "_", "1", "é", "-", "No", "etc", "i.e", "\n"]), max_size=12))
+def test_the_abbreviation_word_is_what_the_pattern_captures(pieces: list[str]) -> None:
+    text = "".join(pieces) + "."
+    # where _is_abbreviation asks: right after a full stop
+    for dot in (i + 1 for i, ch in enumerate(text) if ch == "."):
+        m = checker._ABBREVIATION_WORD.search(text, max(0, dot - 12), dot)
+        assert checker._abbreviation_word(text, dot) == (m.group(1) if m else ""), (text, dot)
