@@ -21,7 +21,29 @@ typedef struct {
     uint64_t *keys;     /* n-gram numbers; 0 marks an empty slot */
     Py_ssize_t *index;  /* row of each slot */
     double *rows;       /* row-major, width numbers each */
+    /* the ASCII words of ids again, found by their bytes so an ASCII sentence's tokens need no str objects */
+    uint64_t word_mask;     /* word table size - 1 */
+    const char **word_text; /* NULL marks an empty slot; points into word_bytes */
+    Py_ssize_t *word_len;
+    uint64_t *word_num;
+    char *word_bytes;
 } Scorer;
+
+static uint64_t hash_bytes(const char *text, Py_ssize_t len) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)text[i]) * 1099511628211ULL;
+    return h;
+}
+
+/* The number of the ASCII word text[0..len), 0 when the model has no such word. */
+static uint64_t ascii_word_number(const Scorer *s, const char *text, Py_ssize_t len) {
+    uint64_t slot = hash_bytes(text, len) & s->word_mask;
+    while (s->word_text[slot]) {
+        if (s->word_len[slot] == len && memcmp(s->word_text[slot], text, (size_t)len) == 0) return s->word_num[slot];
+        slot = (slot + 1) & s->word_mask;
+    }
+    return 0;
+}
 
 static uint64_t mix(uint64_t x) {
     x ^= x >> 33;
@@ -44,6 +66,10 @@ static void Scorer_dealloc(Scorer *self) {
     PyMem_Free(self->keys);
     PyMem_Free(self->index);
     PyMem_Free(self->rows);
+    PyMem_Free(self->word_text);
+    PyMem_Free(self->word_len);
+    PyMem_Free(self->word_num);
+    PyMem_Free(self->word_bytes);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -92,22 +118,68 @@ static int Scorer_init(Scorer *self, PyObject *args, PyObject *kwds) {
         self->keys[slot] = key;
         self->index[slot] = i;
     }
+    /* the word table: twice as many slots as words, and the ASCII words' bytes in one block */
+    uint64_t slots = 16;
+    size_t total = 1;
+    Py_ssize_t pos = 0;
+    PyObject *word, *number;
+    while (PyDict_Next(ids, &pos, &word, &number)) {
+        if (!PyUnicode_Check(word)) {
+            PyErr_SetString(PyExc_ValueError, "ids must map str words to numbers");
+            return -1;
+        }
+        if (PyUnicode_IS_ASCII(word)) total += (size_t)PyUnicode_GET_LENGTH(word);
+    }
+    while (slots < (uint64_t)PyDict_GET_SIZE(ids) * 2 + 1) slots <<= 1;
+    PyMem_Free(self->word_text);
+    PyMem_Free(self->word_len);
+    PyMem_Free(self->word_num);
+    PyMem_Free(self->word_bytes);
+    self->word_text = PyMem_Calloc(slots, sizeof(const char *));
+    self->word_len = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    self->word_num = PyMem_Calloc(slots, sizeof(uint64_t));
+    self->word_bytes = PyMem_Malloc(total);
+    if (!self->word_text || !self->word_len || !self->word_num || !self->word_bytes) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->word_mask = slots - 1;
+    char *next = self->word_bytes;
+    pos = 0;
+    while (PyDict_Next(ids, &pos, &word, &number)) {
+        if (!PyUnicode_IS_ASCII(word)) continue; /* never a token of an ASCII sentence */
+        uint64_t num = PyLong_AsUnsignedLongLong(number);
+        if (PyErr_Occurred()) return -1;
+        Py_ssize_t len = PyUnicode_GET_LENGTH(word);
+        memcpy(next, PyUnicode_1BYTE_DATA(word), (size_t)len);
+        uint64_t slot = hash_bytes(next, len) & self->word_mask;
+        while (self->word_text[slot]) slot = (slot + 1) & self->word_mask;
+        self->word_text[slot] = next;
+        self->word_len[slot] = len;
+        self->word_num[slot] = num;
+        next += len;
+    }
     Py_INCREF(ids);
     Py_XSETREF(self->ids, ids);
     return 0;
 }
 
-/* The column sums for a sentence whose words have the numbers seq[0..n) (0: not in the model), or None. */
-static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
+/* Adds to sums[0..width) the column sums for a sentence whose words have the numbers seq[0..n) (0: not in the
+ * model); returns how many of its n-grams the model has (0: sums untouched), -1 with an exception set. */
+static Py_ssize_t sums_into(Scorer *self, const uint64_t *seq, Py_ssize_t n, double *sums) {
     Py_ssize_t width = self->width, found = 0;
-    if (n == 0) Py_RETURN_NONE;
-    Py_ssize_t *hits = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
-    Py_ssize_t *counts = PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t));
-    double *sums = PyMem_Calloc((size_t)width, sizeof(double));
-    PyObject *result = NULL;
-    if (!hits || !counts || !sums) {
+    if (n == 0) return 0;
+    Py_ssize_t small_hits[96], small_counts[96];
+    int big = n * 3 > 96;
+    Py_ssize_t *hits = big ? PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t)) : small_hits;
+    Py_ssize_t *counts = big ? PyMem_Malloc((size_t)n * 3 * sizeof(Py_ssize_t)) : small_counts;
+    if (!hits || !counts) {
+        if (big) {
+            PyMem_Free(hits);
+            PyMem_Free(counts);
+        }
         PyErr_NoMemory();
-        goto done;
+        return -1;
     }
     /* the n-grams in the order the Python code lists them: 1-grams, then 2-grams, then 3-grams */
     for (Py_ssize_t i = 0; i < n; i++)
@@ -125,10 +197,7 @@ static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
             Py_ssize_t r = find_row(self, (seq[i] * self->base + seq[i + 1]) * self->base + seq[i + 2]);
             if (r >= 0) hits[found++] = r;
         }
-    if (found == 0) {
-        result = Py_NewRef(Py_None);
-        goto done;
-    }
+    if (found == 0) goto done;
     /* counts[j]: how often hits[j] occurs, kept on its first occurrence (the earliest equal one); 0 on the others */
     for (Py_ssize_t j = 0; j < found; j++) {
         counts[j] = 1;
@@ -151,9 +220,29 @@ static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
             sums[0] += tf * tf * row[0];
             for (Py_ssize_t k = 1; k < width; k++) sums[k] += tf * row[k];
         }
-    result = PyTuple_New(width);
+done:
+    if (big) {
+        PyMem_Free(hits);
+        PyMem_Free(counts);
+    }
+    return found;
+}
+
+/* The column sums for a sentence whose words have the numbers seq[0..n), as a tuple, or None when the model has
+ * none of its n-grams. */
+static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
+    double *sums = PyMem_Calloc((size_t)self->width, sizeof(double));
+    if (!sums) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    Py_ssize_t found = sums_into(self, seq, n, sums);
+    if (found < 0) goto done;
+    if (found == 0) {
+        result = Py_NewRef(Py_None);
+        goto done;
+    }
+    result = PyTuple_New(self->width);
     if (result == NULL) goto done;
-    for (Py_ssize_t k = 0; k < width; k++) {
+    for (Py_ssize_t k = 0; k < self->width; k++) {
         PyObject *v = PyFloat_FromDouble(sums[k]);
         if (v == NULL) {
             Py_CLEAR(result);
@@ -162,8 +251,6 @@ static PyObject *sums_of(Scorer *self, const uint64_t *seq, Py_ssize_t n) {
         PyTuple_SET_ITEM(result, k, v);
     }
 done:
-    PyMem_Free(hits);
-    PyMem_Free(counts);
     PyMem_Free(sums);
     return result;
 }
@@ -198,25 +285,12 @@ done:
 
 static int is_alnum(Py_UCS1 c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); }
 
-/* ascii_sums(sentence: str) -> what sums(classifier.tokens(sentence)) returns, for an ASCII sentence.
+/* The numbers of an ASCII sentence's tokens into seq (room for its length + 1); returns how many.
  *
  * The tokens are classifier._TOKEN's on the lower-cased sentence: runs of letters and digits joined by single
  * apostrophes ("don't", "rock'n'roll"), and each ? and !. In ASCII, [^\W_] is exactly [A-Za-z0-9]. */
-static PyObject *Scorer_ascii_sums(Scorer *self, PyObject *sentence) {
-    if (!PyUnicode_Check(sentence) || !PyUnicode_IS_ASCII(sentence)) {
-        PyErr_SetString(PyExc_ValueError, "ascii_sums takes an ASCII str; use sums(tokens(sentence))");
-        return NULL;
-    }
-    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(sentence);
-    Py_ssize_t size = PyUnicode_GET_LENGTH(sentence), n = 0;
-    uint64_t *seq = PyMem_Malloc(((size_t)size + 1) * sizeof(uint64_t));
-    char small[64];
-    char *buf = size < (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)size + 1);
-    PyObject *result = NULL;
-    if (!seq || !buf) {
-        PyErr_NoMemory();
-        goto done;
-    }
+static Py_ssize_t ascii_numbers(const Scorer *self, const Py_UCS1 *text, Py_ssize_t size, uint64_t *seq, char *buf) {
+    Py_ssize_t n = 0;
     for (Py_ssize_t i = 0; i < size;) {
         Py_ssize_t start = i;
         if (is_alnum(text[i])) {
@@ -235,23 +309,105 @@ static PyObject *Scorer_ascii_sums(Scorer *self, PyObject *sentence) {
             Py_UCS1 c = text[k];
             buf[k - start] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
         }
-        PyObject *word = PyUnicode_FromStringAndSize(buf, i - start);
-        if (word == NULL) goto done;
-        seq[n] = word_number(self, word);
-        Py_DECREF(word);
-        if (PyErr_Occurred()) goto done;
-        n++;
+        seq[n++] = ascii_word_number(self, buf, i - start);
     }
-    result = sums_of(self, seq, n);
-done:
-    PyMem_Free(seq);
+    return n;
+}
+
+/* The sums of an ASCII sentence into sums[0..width): what sums_into returns. */
+static Py_ssize_t ascii_sums_into(Scorer *self, PyObject *sentence, double *sums) {
+    const Py_UCS1 *text = PyUnicode_1BYTE_DATA(sentence);
+    Py_ssize_t size = PyUnicode_GET_LENGTH(sentence);
+    uint64_t small_seq[128];
+    char small[256];
+    uint64_t *seq = size < 128 ? small_seq : PyMem_Malloc(((size_t)size + 1) * sizeof(uint64_t));
+    char *buf = size < (Py_ssize_t)sizeof(small) ? small : PyMem_Malloc((size_t)size + 1);
+    Py_ssize_t found = -1;
+    if (!seq || !buf)
+        PyErr_NoMemory();
+    else
+        found = sums_into(self, seq, ascii_numbers(self, text, size, seq, buf), sums);
+    if (seq != small_seq) PyMem_Free(seq);
     if (buf != small) PyMem_Free(buf);
+    return found;
+}
+
+static int check_ascii(PyObject *sentence) {
+    if (!PyUnicode_Check(sentence) || !PyUnicode_IS_ASCII(sentence)) {
+        PyErr_SetString(PyExc_ValueError, "ascii_sums takes an ASCII str; use sums(tokens(sentence))");
+        return -1;
+    }
+    return 0;
+}
+
+/* ascii_sums(sentence: str) -> what sums(classifier.tokens(sentence)) returns, for an ASCII sentence. */
+static PyObject *Scorer_ascii_sums(Scorer *self, PyObject *sentence) {
+    if (check_ascii(sentence)) return NULL;
+    double *sums = PyMem_Calloc((size_t)self->width, sizeof(double));
+    if (!sums) return PyErr_NoMemory();
+    PyObject *result = NULL;
+    Py_ssize_t found = ascii_sums_into(self, sentence, sums);
+    if (found == 0) result = Py_NewRef(Py_None);
+    if (found > 0 && (result = PyTuple_New(self->width)) != NULL)
+        for (Py_ssize_t k = 0; k < self->width; k++) {
+            PyObject *v = PyFloat_FromDouble(sums[k]);
+            if (v == NULL) {
+                Py_CLEAR(result);
+                break;
+            }
+            PyTuple_SET_ITEM(result, k, v);
+        }
+    PyMem_Free(sums);
+    return result;
+}
+
+/* ascii_probabilities(sentence, intercepts, categories) -> {category: P(category | sentence)} for an ASCII sentence:
+ * what classifier.SentenceModel.probabilities computes from ascii_sums, with the same operations in the same order
+ * (z = intercept + sum / norm, clamped to +-30, then the logistic), so the same floats. */
+static PyObject *Scorer_ascii_probabilities(Scorer *self, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyTuple_Check(args[1]) || !PyTuple_Check(args[2]) ||
+        PyTuple_GET_SIZE(args[1]) != self->width - 1 || PyTuple_GET_SIZE(args[2]) != self->width - 1) {
+        PyErr_SetString(PyExc_TypeError,
+                        "ascii_probabilities(sentence, intercepts: tuple, categories: tuple), one per column");
+        return NULL;
+    }
+    if (check_ascii(args[0])) return NULL;
+    double small[16];
+    double *sums = self->width <= 16 ? small : PyMem_Malloc((size_t)self->width * sizeof(double));
+    if (!sums) return PyErr_NoMemory();
+    for (Py_ssize_t k = 0; k < self->width; k++) sums[k] = 0.0;
+    PyObject *result = NULL;
+    Py_ssize_t found = ascii_sums_into(self, args[0], sums);
+    if (found < 0) goto done;
+    double norm = found ? sqrt(sums[0]) : 1.0;
+    if (norm == 0.0) norm = 1.0;
+    if ((result = PyDict_New()) == NULL) goto done;
+    for (Py_ssize_t k = 0; k + 1 < self->width; k++) {
+        double z = PyFloat_AsDouble(PyTuple_GET_ITEM(args[1], k));
+        if (z == -1.0 && PyErr_Occurred()) goto fail;
+        if (found) z = z + sums[k + 1] / norm;
+        /* max(-30.0, min(30.0, z)) */
+        double clamped = z < 30.0 ? z : 30.0;
+        clamped = clamped > -30.0 ? clamped : -30.0;
+        PyObject *p = PyFloat_FromDouble(1.0 / (1.0 + exp(-clamped)));
+        if (p == NULL) goto fail;
+        int failed = PyDict_SetItem(result, PyTuple_GET_ITEM(args[2], k), p);
+        Py_DECREF(p);
+        if (failed) goto fail;
+    }
+    goto done;
+fail:
+    Py_CLEAR(result);
+done:
+    if (sums != small) PyMem_Free(sums);
     return result;
 }
 
 static PyMethodDef Scorer_methods[] = {
     {"sums", (PyCFunction)Scorer_sums, METH_O, "Column sums of the rows of a sentence's n-grams, or None."},
     {"ascii_sums", (PyCFunction)Scorer_ascii_sums, METH_O, "sums(tokens(sentence)) for an ASCII sentence."},
+    {"ascii_probabilities", (PyCFunction)(void (*)(void))Scorer_ascii_probabilities, METH_FASTCALL,
+     "{category: probability} for an ASCII sentence, given the intercepts and categories."},
     {NULL, NULL, 0, NULL},
 };
 

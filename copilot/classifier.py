@@ -90,6 +90,7 @@ class SentenceModel:
             self.rows = {term[2:]: row for term, row in self.rows.items() if term.startswith("w:")}
         # The same sums in C (copilot/_sentence_model.c) where the C build is in use; None: the Python code below.
         self.scorer: Any = _c_scorer(self.rows, width + 1) if self._bare else None
+        self._intercepts = tuple(self.intercepts)
         self._recent: OrderedDict[str, dict[str, float]] = OrderedDict()
 
     @classmethod
@@ -116,8 +117,12 @@ class SentenceModel:
         # LogisticRegression compute it.
         z: Sequence[float] = self.intercepts
         if self.scorer is not None:
-            # An ASCII sentence (nearly all of them) is split into tokens in C as well.
-            summed = self.scorer.ascii_sums(sentence) if sentence.isascii() else self.scorer.sums(tokens(sentence))
+            if sentence.isascii():
+                # Nearly every sentence: split into tokens, summed and turned into probabilities in C as well.
+                return self._keep(
+                    sentence, self.scorer.ascii_probabilities(sentence, self._intercepts, self.categories)
+                )
+            summed = self.scorer.sums(tokens(sentence))
             if summed is not None:
                 norm = math.sqrt(summed[0]) or 1.0
                 z = [b + v / norm for b, v in zip(z, summed[1:], strict=True)]
@@ -150,6 +155,9 @@ class SentenceModel:
 
     def _remember(self, sentence: str, z: Sequence[float]) -> dict[str, float]:
         result = {c: 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, v)))) for c, v in zip(self.categories, z, strict=True)}
+        return self._keep(sentence, result)
+
+    def _keep(self, sentence: str, result: dict[str, float]) -> dict[str, float]:
         # A short memory: a live re-check of a draft being edited asks about the same sentences again, and so does the
         # trainer picking each reply's most likely sentence per category. It is kept small so it never stands in for
         # the computation on new text (the checker itself asks once per sentence, see checker._Doc.learned).

@@ -287,6 +287,16 @@ def test_the_c_scorer_refuses_what_is_not_a_list_of_words() -> None:
         model.scorer.ascii_sums("caf\u00e9 closed")
     with pytest.raises(ValueError, match="ASCII"):
         model.scorer.ascii_sums(b"bytes")
+    width = len(model.categories)
+    with pytest.raises(TypeError):
+        model.scorer.ascii_probabilities("you", (0.0,) * (width + 1), model.categories)
+    with pytest.raises(TypeError):
+        model.scorer.ascii_probabilities("you", [0.0] * width, model.categories)
+    with pytest.raises(ValueError, match="ASCII"):
+        model.scorer.ascii_probabilities("caf\u00e9", (0.0,) * width, model.categories)
+    assert model.scorer.ascii_probabilities("", (0.0,) * width, model.categories) == dict.fromkeys(
+        model.categories, 0.5
+    )
 
 
 # The word index in C (copilot/_word_index.c) against checker._word_index.
