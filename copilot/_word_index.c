@@ -357,12 +357,66 @@ fail:
     return NULL;
 }
 
+/* sentence_ends(text) -> what checker._py_sentence_ends returns: for each match of checker._SENTENCE_END, in order,
+ * (1, after the stop, start of the spaces, end) for a stop with its closing quotes and the spaces after it, or
+ * (0, start, start, end) for a line break and the spaces after it. re's \s reads a str as Py_UNICODE_ISSPACE does. */
+static inline int is_closer(Py_UCS4 c) {
+    return c == '"' || c == '\'' || c == 0x201D || c == 0x2019 || c == ')' || c == ']';
+}
+
+static int append_end(PyObject *found, int stop, Py_ssize_t end, Py_ssize_t gap, Py_ssize_t after) {
+    PyObject *item = Py_BuildValue("(innn)", stop, end, gap, after);
+    if (item == NULL) return -1;
+    int failed = PyList_Append(found, item);
+    Py_DECREF(item);
+    return failed;
+}
+
+static PyObject *sentence_ends(PyObject *module, PyObject *text) {
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "sentence_ends(text: str)");
+        return NULL;
+    }
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    PyObject *found = PyList_New(0);
+    if (found == NULL) return NULL;
+    Py_ssize_t i = 0;
+    while (i < n) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        if (c == '.' || c == '!' || c == '?') {
+            Py_ssize_t j = i + 1, k;
+            while (j < n && is_closer(PyUnicode_READ(kind, data, j))) j++;
+            for (k = j; k < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k));) k++;
+            if (k > j) {
+                if (append_end(found, 1, i + 1, j, k)) goto fail;
+                i = k;
+            } else {
+                i++; /* no space after it: not an end, and the closers after it are not either */
+            }
+        } else if (c == '\n') {
+            Py_ssize_t k = i + 1;
+            while (k < n && Py_UNICODE_ISSPACE(PyUnicode_READ(kind, data, k))) k++;
+            if (append_end(found, 0, i, i, k)) goto fail;
+            i = k;
+        } else {
+            i++;
+        }
+    }
+    return found;
+fail:
+    Py_DECREF(found);
+    return NULL;
+}
+
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
     {"groups", (PyCFunction)(void (*)(void))key_groups, METH_FASTCALL,
      "groups(keyed, keys, keyset) -> the lists of word starts under the keys found"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
      "tries(match, scan, groups) -> leftmost non-overlapping matches tried at the positions in groups"},
+    {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},
     {"candidates", (PyCFunction)(void (*)(void))candidates, METH_FASTCALL,
      "candidates(scan, keyed, short, starts, size) -> lists of positions where matches can start"},
     {NULL, NULL, 0, NULL},

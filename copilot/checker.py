@@ -183,19 +183,16 @@ class _Doc:
         sentences: list[tuple[int, int]] = []
         pieces: list[str] = []
         start = done = 0
-        for m in _SENTENCE_END.finditer(text):
-            stop = m.lastindex
-            end = m.end(1) if stop else m.start()
+        for stop, end, gap, after in _sentence_ends(text):
             if stop and _is_abbreviation(text, end):
                 continue
             # Newlines let patterns use ^ and $ for sentence start and end while scanning the whole text once.
-            gap = m.start(2) if stop else end
             pieces.append(masked[done:gap])
-            pieces.append("\n" * (m.end() - gap))
-            done = m.end()
+            pieces.append("\n" * (after - gap))
+            done = after
             if text[start:end].strip():
                 sentences.append(_strip_span(text, start, end))
-            start = m.end()
+            start = after
         if text[start:].strip():
             sentences.append(_strip_span(text, start, len(text)))
         pieces.append(masked[done:])
@@ -300,6 +297,15 @@ class _Doc:
         sentence_start = self.sentences[self.sentence_of(pos)][0] if self.sentences else 0
         i = bisect.bisect_right(self._bounds, pos) - 1
         return max(self._bounds[i], sentence_start) if i >= 0 else sentence_start
+
+
+def _py_sentence_ends(text: str) -> list[tuple[int, int, int, int]]:
+    """Each match of _SENTENCE_END: (1, after the stop, where the spaces after it start, the match's end) for a stop,
+    (0, start, start, end) for a line break. copilot/_word_index.c's ``sentence_ends`` does the same in C."""
+    return [
+        (1, m.end(1), m.start(2), m.end()) if m.lastindex else (0, m.start(), m.start(), m.end())
+        for m in _SENTENCE_END.finditer(text)
+    ]
 
 
 def _clause_bounds(scan: str) -> list[int]:
@@ -582,6 +588,7 @@ def _py_groups(keyed: dict[str, list[int]], keys: tuple[str, ...], keyset: froze
 _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
 _groups: Any = getattr(native.extension("_word_index"), "groups", None) or _py_groups
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
+_sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:

@@ -420,3 +420,44 @@ def test_the_c_loop_refuses_bad_arguments() -> None:
             raise ValueError("boom")
 
         c_tries(boom, "a", [[0]])
+
+
+def test_the_c_sentence_ends_are_the_python_ones_on_every_labelled_text() -> None:
+    c_ends = _c("sentence_ends")
+    texts = list(labelled_texts())
+    for text in texts:
+        assert c_ends(text) == checker._py_sentence_ends(text), text
+    with pytest.raises(TypeError):
+        c_ends(b"bytes")
+
+
+@settings(max_examples=800, deadline=None, database=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                ".",
+                "!",
+                "?",
+                '"',
+                "'",
+                "\u201d",
+                "\u2019",
+                ")",
+                "]",
+                " ",
+                "\n",
+                "\t",
+                "\x1c",
+                "\u3000",
+                "\u2029",
+                "é",
+                "Mr",
+            ]
+        )
+    )
+)
+def test_the_c_sentence_ends_are_the_python_ones_on_any_text(pieces: list[str]) -> None:
+    text = "".join(pieces)
+    assert _c("sentence_ends")(text) == checker._py_sentence_ends(text)
