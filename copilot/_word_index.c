@@ -8,6 +8,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
 
 static inline int is_word(Py_UCS4 ch) {
     if (ch < 128) return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_';
@@ -410,12 +411,106 @@ fail:
     return NULL;
 }
 
+/* present(scan, subs) -> bytes, one per string in `subs` (a tuple of str): 1 where it occurs in scan, as `sub in
+ * scan` says. For a one-byte scan, the ASCII strings are found in one pass, through a table of them by their first
+ * two characters (or first one, for one-character strings), built for the last tuple given; the others, and every
+ * string in a wider scan, are searched for one by one. */
+static PyObject *table_subs; /* the tuple the table was built for (a strong reference) */
+static Py_ssize_t table_size;
+static int32_t *head1, *head2, *chain; /* first string by first byte / first two bytes; next with the same start */
+static unsigned char *searched;        /* strings the table leaves to a plain search */
+
+static int build_table(PyObject *subs) {
+    Py_ssize_t n = PyTuple_GET_SIZE(subs);
+    int32_t *h1 = PyMem_Malloc(256 * sizeof(int32_t)), *h2 = PyMem_Malloc(65536 * sizeof(int32_t));
+    int32_t *ch = PyMem_Malloc((size_t)(n ? n : 1) * sizeof(int32_t));
+    unsigned char *se = PyMem_Calloc((size_t)(n ? n : 1), 1);
+    if (!h1 || !h2 || !ch || !se) {
+        PyMem_Free(h1);
+        PyMem_Free(h2);
+        PyMem_Free(ch);
+        PyMem_Free(se);
+        PyErr_NoMemory();
+        return -1;
+    }
+    memset(h1, 0xff, 256 * sizeof(int32_t));
+    memset(h2, 0xff, 65536 * sizeof(int32_t));
+    for (Py_ssize_t j = n - 1; j >= 0; j--) {
+        PyObject *sub = PyTuple_GET_ITEM(subs, j);
+        if (!PyUnicode_Check(sub)) {
+            PyMem_Free(h1);
+            PyMem_Free(h2);
+            PyMem_Free(ch);
+            PyMem_Free(se);
+            PyErr_SetString(PyExc_TypeError, "present: the strings must be str");
+            return -1;
+        }
+        Py_ssize_t len = PyUnicode_GET_LENGTH(sub);
+        if (len == 0 || !PyUnicode_IS_ASCII(sub)) {
+            se[j] = 1;
+            continue;
+        }
+        const Py_UCS1 *b = PyUnicode_1BYTE_DATA(sub);
+        int32_t *head = len == 1 ? &h1[b[0]] : &h2[(b[0] << 8) | b[1]];
+        ch[j] = *head;
+        *head = (int32_t)j;
+    }
+    PyMem_Free(head1);
+    PyMem_Free(head2);
+    PyMem_Free(chain);
+    PyMem_Free(searched);
+    head1 = h1, head2 = h2, chain = ch, searched = se, table_size = n;
+    Py_INCREF(subs);
+    Py_XSETREF(table_subs, subs);
+    return 0;
+}
+
+static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 2 || !PyUnicode_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "present(scan: str, subs: tuple[str, ...])");
+        return NULL;
+    }
+    PyObject *scan = args[0], *subs = args[1];
+    if (subs != table_subs && build_table(subs)) return NULL;
+    PyObject *result = PyBytes_FromStringAndSize(NULL, table_size);
+    if (result == NULL) return NULL;
+    char *found = PyBytes_AS_STRING(result);
+    memset(found, 0, (size_t)table_size);
+    int one_byte = PyUnicode_KIND(scan) == PyUnicode_1BYTE_KIND;
+    if (one_byte) {
+        const Py_UCS1 *text = PyUnicode_1BYTE_DATA(scan);
+        Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
+        for (Py_ssize_t i = 0; i < n; i++) {
+            for (int32_t j = head1[text[i]]; j >= 0; j = chain[j]) found[j] = 1;
+            if (i + 1 == n) break;
+            for (int32_t j = head2[(text[i] << 8) | text[i + 1]]; j >= 0; j = chain[j]) {
+                if (found[j]) continue;
+                PyObject *sub = PyTuple_GET_ITEM(subs, j);
+                Py_ssize_t len = PyUnicode_GET_LENGTH(sub);
+                if (len <= n - i && memcmp(text + i, PyUnicode_1BYTE_DATA(sub), (size_t)len) == 0) found[j] = 1;
+            }
+        }
+    }
+    for (Py_ssize_t j = 0; j < table_size; j++) {
+        if (one_byte && !searched[j]) continue;
+        int has = PyUnicode_Contains(scan, PyTuple_GET_ITEM(subs, j));
+        if (has < 0) {
+            Py_DECREF(result);
+            return NULL;
+        }
+        found[j] = (char)has;
+    }
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
     {"groups", (PyCFunction)(void (*)(void))key_groups, METH_FASTCALL,
      "groups(keyed, keys, keyset) -> the lists of word starts under the keys found"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
      "tries(match, scan, groups) -> leftmost non-overlapping matches tried at the positions in groups"},
+    {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
+     "present(scan, subs) -> bytes: 1 for each string of subs found in scan"},
     {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},
     {"candidates", (PyCFunction)(void (*)(void))candidates, METH_FASTCALL,
      "candidates(scan, keyed, short, starts, size) -> lists of positions where matches can start"},

@@ -175,6 +175,7 @@ class _Doc:
         "_short",
         "_learned",
         "_positions",
+        "_present",
     )
 
     def __init__(self, text: str) -> None:
@@ -214,6 +215,7 @@ class _Doc:
         self._memo: dict[tuple[int, int], bool] = {}
         self._learned: dict[int, list[dict[str, float]]] = {}
         self._positions: dict[int, list[int] | None] = {}
+        self._present: bytes | None = None
 
     def learned(self, model: SentenceModel) -> list[dict[str, float]]:
         """The model's probabilities for each sentence, worked out once for all the classifier rules sharing it.
@@ -252,10 +254,13 @@ class _Doc:
                 continue
             if group in self._unsat:
                 return False
-            subs = _GROUP_SUBS[group]
-            if subs:
-                scan = self.scan
-                if any(s in scan for s in subs):
+            ids = _GROUP_SUB_IDS[group]
+            if ids:
+                # every substring any group looks for, found in one pass the first time one is asked about
+                present = self._present
+                if present is None:
+                    present = self._present = _present_subs(self.scan, _SUBS)
+                if any(present[i] for i in ids):
                     sat.add(group)
                     continue
             self._unsat.add(group)
@@ -306,6 +311,12 @@ def _py_sentence_ends(text: str) -> list[tuple[int, int, int, int]]:
         (1, m.end(1), m.start(2), m.end()) if m.lastindex else (0, m.start(), m.start(), m.end())
         for m in _SENTENCE_END.finditer(text)
     ]
+
+
+def _py_present(scan: str, subs: tuple[str, ...]) -> bytes:
+    """1 for each of ``subs`` that occurs in ``scan``, else 0; copilot/_word_index.c's ``present`` does the same in one
+    pass over the text."""
+    return bytes(sub in scan for sub in subs)
 
 
 def _clause_bounds(scan: str) -> list[int]:
@@ -589,6 +600,7 @@ _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tri
 _groups: Any = getattr(native.extension("_word_index"), "groups", None) or _py_groups
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
+_present_subs: Any = getattr(native.extension("_word_index"), "present", None) or _py_present
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -1302,6 +1314,10 @@ _MAX_GROUPS = 3
 _LEFT, _RIGHT = "\x02", "\x03"  # marks a literal that is known to start / end at a word boundary
 _GROUP_IDS: dict[_Group, int] = {}
 _GROUP_SUBS: list[tuple[str, ...]] = []
+# Every substring of any group, numbered, and each group's substrings by number (see _Doc.may_match).
+_SUBS: tuple[str, ...] = ()
+_SUB_IDS: dict[str, int] = {}
+_GROUP_SUB_IDS: list[tuple[int, ...]] = []
 _WORD_GROUPS: dict[str, list[int]] = {}
 
 
@@ -1327,8 +1343,16 @@ def _group_rank(group: _Group) -> tuple[int, int, int]:
 def _group_id(group: _Group) -> int:
     gid = _GROUP_IDS.get(group)
     if gid is None:
+        global _SUBS
         gid = _GROUP_IDS[group] = len(_GROUP_SUBS)
         _GROUP_SUBS.append(group[1])
+        ids = []
+        for sub in group[1]:
+            if sub not in _SUB_IDS:
+                _SUB_IDS[sub] = len(_SUB_IDS)
+                _SUBS = (*_SUBS, sub)
+            ids.append(_SUB_IDS[sub])
+        _GROUP_SUB_IDS.append(tuple(ids))
         for word in group[0]:
             _WORD_GROUPS.setdefault(word, []).append(gid)
     return gid

@@ -461,3 +461,30 @@ def test_the_c_sentence_ends_are_the_python_ones_on_every_labelled_text() -> Non
 def test_the_c_sentence_ends_are_the_python_ones_on_any_text(pieces: list[str]) -> None:
     text = "".join(pieces)
     assert _c("sentence_ends")(text) == checker._py_sentence_ends(text)
+
+
+def test_the_c_substring_pass_finds_what_in_finds() -> None:
+    c_present = _c("present")
+    Checker.load(ROOT / "prompts" / "checker")
+    subs = checker._SUBS
+    assert len(subs) > 100 and any(len(s) == 1 for s in subs), "one- and many-character substrings are exercised"
+    texts = list(labelled_texts())
+    for text in texts:
+        scan = checker._Doc(text).scan
+        assert c_present(scan, subs) == checker._py_present(scan, subs), text
+    with pytest.raises(TypeError):
+        c_present("text", ["a"])
+    with pytest.raises(TypeError):
+        c_present("text", (b"a",))
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(
+    st.lists(st.sampled_from(["a", "b", "ab", " ", "é", "€", "\U0001f600", "?", ","]), max_size=12),
+    st.lists(st.sampled_from(["a", "ab", "ba", "b a", "é", "aé", "€", "?", "", ",", "abab", "\U0001f600"]), max_size=8),
+)
+def test_the_c_substring_pass_finds_what_in_finds_on_any_text(pieces: list[str], subs: list[str]) -> None:
+    text = "".join(pieces)
+    # one-byte, two-byte and four-byte texts; ASCII, Latin-1, wider and empty substrings, repeated ones
+    assert _c("present")(text, tuple(subs)) == checker._py_present(text, tuple(subs))
+    assert _c("present")(text, checker._SUBS) == checker._py_present(text, checker._SUBS)
