@@ -3,8 +3,8 @@
  * the text's words (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
  * the first `size` characters from there mapped to the ascending positions where they begin a word.
  *
- * The rest of the phrase rules' inner loop is here too (groups, candidates, tries): what checker.py's _py_groups,
- * _py_candidates and _py_tries do, without a Python object for each step.
+ * The rest of the phrase rules' inner loop is here too (keyed_tries, candidates, tries, present) and the sentence
+ * scan (sentence_ends): what checker.py's _py_ functions of the same names do, without a Python object for each step.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -94,40 +94,6 @@ fail:
     return NULL;
 }
 
-/* groups(keyed, keys, keyset) -> [keyed[k] for each k in keys found in keyed]: the word starts of a pattern whose
- * matches begin with one of `keys` (a tuple, and the same strings as a frozenset). Looks up whichever side is smaller:
- * a text has a few dozen keys, a pattern up to _MAX_STARTS. */
-static PyObject *key_groups(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) || !PyAnySet_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "groups(keyed: dict, keys: tuple, keyset: frozenset)");
-        return NULL;
-    }
-    PyObject *keyed = args[0], *keys = args[1], *keyset = args[2];
-    PyObject *found = PyList_New(0);
-    if (found == NULL) return NULL;
-    if (PyTuple_GET_SIZE(keys) <= PyDict_GET_SIZE(keyed)) {
-        for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(keys); i++) {
-            PyObject *at = PyDict_GetItemWithError(keyed, PyTuple_GET_ITEM(keys, i)); /* borrowed */
-            if (at == NULL) {
-                if (PyErr_Occurred()) goto fail;
-                continue;
-            }
-            if (PyList_Append(found, at)) goto fail;
-        }
-    } else {
-        Py_ssize_t pos = 0;
-        PyObject *key, *at;
-        while (PyDict_Next(keyed, &pos, &key, &at)) {
-            int has = PySet_Contains(keyset, key);
-            if (has < 0 || (has && PyList_Append(found, at))) goto fail;
-        }
-    }
-    return found;
-fail:
-    Py_DECREF(found);
-    return NULL;
-}
-
 typedef struct {
     Py_ssize_t start;
     PyObject *match;
@@ -135,59 +101,47 @@ typedef struct {
 
 static PyObject *str_end;
 
-/* tries(match, scan, groups) -> what checker._matches_at returns: `match` (a pattern's bound match method) tried at
- * every position in `groups` (lists of ints), and of the matches found the earliest, then the earliest starting
- * after it ends, and so on (finditer's leftmost, non-overlapping matches). A match tried at p starts at p. */
-static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]])");
-        return NULL;
-    }
-    PyObject *match = args[0], *groups = args[2];
-    PyObject *call[2] = {args[1], NULL};
+/* `match` (a pattern's bound match method) tried at each of positions[0..n) (ints, borrowed), and of the matches
+ * found the earliest, then the earliest starting after it ends, and so on (finditer's leftmost, non-overlapping
+ * matches). A match tried at p starts at p. */
+static PyObject *try_all(PyObject *match, PyObject *scan, PyObject *const *positions, Py_ssize_t count) {
+    PyObject *call[2] = {scan, NULL};
     Hit small[16], *hits = small;
     Py_ssize_t n = 0, cap = 16;
     PyObject *result = NULL;
-    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
-        PyObject *at = PyList_GET_ITEM(groups, g);
-        if (!PyList_Check(at)) {
-            PyErr_SetString(PyExc_TypeError, "tries: each group must be a list of positions");
+    for (Py_ssize_t i = 0; i < count; i++) {
+        call[1] = positions[i];
+        PyObject *m = PyObject_Vectorcall(match, call, 2, NULL);
+        if (m == NULL) goto done;
+        if (m == Py_None) {
+            Py_DECREF(m);
+            continue;
+        }
+        Py_ssize_t start = PyLong_AsSsize_t(call[1]);
+        if (start == -1 && PyErr_Occurred()) {
+            Py_DECREF(m);
             goto done;
         }
-        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
-            call[1] = PyList_GET_ITEM(at, i);
-            PyObject *m = PyObject_Vectorcall(match, call, 2, NULL);
-            if (m == NULL) goto done;
-            if (m == Py_None) {
+        if (n == cap) {
+            Hit *bigger = PyMem_Malloc(sizeof(Hit) * cap * 2);
+            if (bigger == NULL) {
                 Py_DECREF(m);
-                continue;
-            }
-            Py_ssize_t start = PyLong_AsSsize_t(call[1]);
-            if (start == -1 && PyErr_Occurred()) {
-                Py_DECREF(m);
+                PyErr_NoMemory();
                 goto done;
             }
-            if (n == cap) {
-                Hit *bigger = PyMem_Malloc(sizeof(Hit) * cap * 2);
-                if (bigger == NULL) {
-                    Py_DECREF(m);
-                    PyErr_NoMemory();
-                    goto done;
-                }
-                memcpy(bigger, hits, sizeof(Hit) * n);
-                if (hits != small) PyMem_Free(hits);
-                hits = bigger;
-                cap *= 2;
-            }
-            /* insertion keeps equal starts in the order found, as Python's stable sort does */
-            Py_ssize_t j = n++;
-            while (j > 0 && hits[j - 1].start > start) {
-                hits[j] = hits[j - 1];
-                j--;
-            }
-            hits[j].start = start;
-            hits[j].match = m;
+            memcpy(bigger, hits, sizeof(Hit) * n);
+            if (hits != small) PyMem_Free(hits);
+            hits = bigger;
+            cap *= 2;
         }
+        /* insertion keeps equal starts in the order found, as Python's stable sort does */
+        Py_ssize_t j = n++;
+        while (j > 0 && hits[j - 1].start > start) {
+            hits[j] = hits[j - 1];
+            j--;
+        }
+        hits[j].start = start;
+        hits[j].match = m;
     }
     result = PyList_New(0);
     if (result == NULL) goto done;
@@ -209,6 +163,122 @@ fail:
 done:
     for (Py_ssize_t i = 0; i < n; i++) Py_DECREF(hits[i].match);
     if (hits != small) PyMem_Free(hits);
+    return result;
+}
+
+/* A growing array of borrowed position objects. */
+typedef struct {
+    PyObject **items, *small[64];
+    Py_ssize_t n, cap;
+} Positions;
+
+static int positions_add(Positions *ps, PyObject *pos) {
+    if (ps->n == ps->cap) {
+        PyObject **bigger = PyMem_Malloc(sizeof(PyObject *) * (size_t)ps->cap * 2);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(bigger, ps->items, sizeof(PyObject *) * (size_t)ps->n);
+        if (ps->items != ps->small) PyMem_Free(ps->items);
+        ps->items = bigger;
+        ps->cap *= 2;
+    }
+    ps->items[ps->n++] = pos;
+    return 0;
+}
+
+static void positions_free(Positions *ps) {
+    if (ps->items != ps->small) PyMem_Free(ps->items);
+}
+
+/* tries(match, scan, groups) -> what checker._py_tries returns: try_all at every position in `groups` (lists of
+ * ints). */
+static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]])");
+        return NULL;
+    }
+    PyObject *groups = args[2], *result = NULL;
+    Positions ps = {.n = 0, .cap = 64};
+    ps.items = ps.small;
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(groups); g++) {
+        PyObject *at = PyList_GET_ITEM(groups, g);
+        if (!PyList_Check(at)) {
+            PyErr_SetString(PyExc_TypeError, "tries: each group must be a list of positions");
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++)
+            if (positions_add(&ps, PyList_GET_ITEM(at, i))) goto done;
+    }
+    result = try_all(args[0], args[1], ps.items, ps.n);
+done:
+    positions_free(&ps);
+    return result;
+}
+
+/* Whether scan[p:] starts with `prefix`. */
+static int starts_with(PyObject *scan, PyObject *prefix, Py_ssize_t p) {
+    Py_ssize_t len = PyUnicode_GET_LENGTH(prefix), n = PyUnicode_GET_LENGTH(scan);
+    if (len > n - p) return 0;
+    if (PyUnicode_KIND(scan) == PyUnicode_1BYTE_KIND && PyUnicode_KIND(prefix) == PyUnicode_1BYTE_KIND)
+        return memcmp(PyUnicode_1BYTE_DATA(scan) + p, PyUnicode_1BYTE_DATA(prefix), (size_t)len) == 0;
+    return (int)PyUnicode_Tailmatch(scan, prefix, p, n, -1);
+}
+
+/* The word starts under `key` (in keyed) where one of `longer` follows (all of them when it is empty) onto ps. */
+static int add_keyed(Positions *ps, PyObject *scan, PyObject *at, PyObject *longer) {
+    if (!PyList_Check(at) || !PyTuple_Check(longer)) {
+        PyErr_SetString(PyExc_TypeError, "keyed_tries: keyed holds lists, by_key tuples of str");
+        return -1;
+    }
+    Py_ssize_t many = PyTuple_GET_SIZE(longer);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
+        PyObject *pos = PyList_GET_ITEM(at, i);
+        int ok = many == 0;
+        if (!ok) {
+            Py_ssize_t p = PyLong_AsSsize_t(pos);
+            if (p == -1 && PyErr_Occurred()) return -1;
+            for (Py_ssize_t t = 0; t < many && !ok; t++) {
+                PyObject *prefix = PyTuple_GET_ITEM(longer, t);
+                if (!PyUnicode_Check(prefix)) {
+                    PyErr_SetString(PyExc_TypeError, "keyed_tries: by_key holds tuples of str");
+                    return -1;
+                }
+                ok = starts_with(scan, prefix, p);
+                if (ok < 0) return -1;
+            }
+        }
+        if (ok && positions_add(ps, pos)) return -1;
+    }
+    return 0;
+}
+
+/* keyed_tries(match, scan, keyed, by_key) -> what checker._py_keyed_tries returns: try_all at the word starts under
+ * the keys of by_key ({key: longer strings}) where one of the key's longer strings follows. Looks up whichever side
+ * is smaller: a text has a few dozen keys, a pattern up to _MAX_STARTS. */
+static PyObject *keyed_tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict)");
+        return NULL;
+    }
+    PyObject *scan = args[1], *keyed = args[2], *by_key = args[3], *result = NULL;
+    Positions ps = {.n = 0, .cap = 64};
+    ps.items = ps.small;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
+    while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
+        PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
+        if (other == NULL) {
+            if (PyErr_Occurred()) goto done;
+            continue;
+        }
+        if (add_keyed(&ps, scan, mine ? other : value, mine ? value : other)) goto done;
+    }
+    result = try_all(args[0], scan, ps.items, ps.n);
+done:
+    positions_free(&ps);
     return result;
 }
 
@@ -505,8 +575,8 @@ static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
-    {"groups", (PyCFunction)(void (*)(void))key_groups, METH_FASTCALL,
-     "groups(keyed, keys, keyset) -> the lists of word starts under the keys found"},
+    {"keyed_tries", (PyCFunction)(void (*)(void))keyed_tries, METH_FASTCALL,
+     "keyed_tries(match, scan, keyed, by_key) -> tries at the word starts under by_key's keys and longer strings"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
      "tries(match, scan, groups) -> leftmost non-overlapping matches tried at the positions in groups"},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,

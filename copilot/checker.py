@@ -588,16 +588,19 @@ def _py_tries(match: Any, scan: str, groups: list[list[int]]) -> list[re.Match[s
     return _leftmost(found) if len(found) > 1 else found
 
 
-def _py_groups(keyed: dict[str, list[int]], keys: tuple[str, ...], keyset: frozenset[str]) -> list[list[int]]:
-    """The word starts in ``keyed`` under any of ``keys`` (``keyset`` holds the same strings); copilot/_word_index.c's
-    ``groups`` does the same in C."""
-    if len(keys) <= len(keyed):
-        return [at for k in keys if (at := keyed.get(k)) is not None]
-    return [at for k, at in keyed.items() if k in keyset]
+def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[re.Match[str]]:
+    """``_py_tries`` at the word starts under the keys of ``by_key``, skipping those where none of the key's longer
+    strings (see _longer_prefixes) follows; copilot/_word_index.c's ``keyed_tries`` does the same in C."""
+    groups = []
+    for key, longer in by_key.items():
+        at = keyed.get(key)
+        if at is not None:
+            groups.append([p for p in at if any(scan.startswith(t, p) for t in longer)] if longer else at)
+    return _py_tries(match, scan, groups)
 
 
 _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
-_groups: Any = getattr(native.extension("_word_index"), "groups", None) or _py_groups
+_keyed_tries: Any = getattr(native.extension("_word_index"), "keyed_tries", None) or _py_keyed_tries
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
 _present_subs: Any = getattr(native.extension("_word_index"), "present", None) or _py_present
@@ -698,7 +701,7 @@ class PhraseRule(Rule):
         scan = doc.scan
         keyed = doc._keyed
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
-        for rx, match, words, others, keys, keyset, starts in self.parts:
+        for rx, match, words, others, by_key, starts in self.parts:
             missing = False
             for group in words:
                 if group not in sat:
@@ -706,11 +709,10 @@ class PhraseRule(Rule):
                     break
             if missing:
                 continue
-            if keys is not None:
-                groups = _groups(keyed, keys, keyset)
-                if not groups or (others and not doc.may_match(others)):
+            if by_key is not None:
+                if others and not doc.may_match(others):
                     continue
-                more = _tries(match, scan, groups)
+                more = _keyed_tries(match, scan, keyed, by_key)
             elif starts is not None:
                 groups = doc.candidates(starts)
                 if not groups or (others and not doc.may_match(others)):
@@ -1497,10 +1499,15 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
 _Starts = tuple[tuple[int, tuple[str, ...], str], ...]
 _START_SIZE = 3
 _MAX_STARTS = 128
+# Where the start strings all have _START_SIZE characters (the usual case), the longer strings every match starts
+# with, up to _PREFIX_SIZE characters of the first word, by their first _START_SIZE: a word start is tried only where
+# one of them follows (most words starting "the" are "the", but "they", "them" and "then" start with it too).
+_PREFIX_SIZE = 8
+_Prefixes = dict[str, tuple[str, ...]]
 # A phrase pattern as its rule scans it: the pattern and its bound match method, the required-word groups the text's
-# words alone decide, the other groups (with substrings to look for), its start strings as a tuple and as a set when
-# they all have _START_SIZE characters (the usual case), and its starts.
-_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, tuple[str, ...] | None, frozenset[str], _Starts | None]
+# words alone decide, the other groups (with substrings to look for), the longer start strings by start string when
+# they all have _START_SIZE characters, and its starts.
+_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, _Prefixes | None, _Starts | None]
 
 
 def _part(rx: re.Pattern[str]) -> _Part:
@@ -1508,7 +1515,27 @@ def _part(rx: re.Pattern[str]) -> _Part:
     words = tuple(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
     keys = starts[0][1] if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2] else None
-    return rx, rx.match, words, others, keys, frozenset(keys or ()), starts
+    return rx, rx.match, words, others, None if keys is None else _longer_prefixes(rx, keys), starts
+
+
+def _longer_prefixes(rx: re.Pattern[str], keys: tuple[str, ...]) -> _Prefixes:
+    """Each start string of ``keys`` with the longer strings of up to _PREFIX_SIZE characters that begin every match
+    starting with it; () where they add nothing, or are unknown."""
+    longer: set[str] | None = None
+    try:
+        found = _prefixes(list(_sre_parse.parse(rx.pattern, _FLAG_BITS)), _PREFIX_SIZE)
+        longer = None if found is None else {text for text, _ in found}
+    except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the start strings alone
+        longer = None
+    by_key: _Prefixes = {key: () for key in keys}
+    if longer is None or any(text[:_START_SIZE] not in by_key for text in longer):
+        return by_key
+    for key in keys:
+        mine = sorted(t for t in longer if t.startswith(key))
+        # one that extends another adds nothing; none at all cannot be (every match starts with a key)
+        kept = tuple(t for t in mine if not any(t != u and t.startswith(u) for u in mine))
+        by_key[key] = () if not kept or key in kept else kept
+    return by_key
 
 
 def _starts(parsed: Any) -> _Starts | None:
@@ -1551,9 +1578,9 @@ def _head_size(text: str) -> int:
     return len(text)
 
 
-def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
+def _prefixes(items: list[tuple[Any, Any]], size: int = _START_SIZE) -> set[tuple[str, bool]] | None:
     """What a match of ``items`` starts with: (string, whether what follows ``items`` may extend it), each up to
-    _START_SIZE characters into its first word; None when unknown or more than _MAX_STARTS strings.
+    ``size`` characters into its first word; None when unknown or more than _MAX_STARTS strings.
 
     A string stops growing before an item it cannot spell out (\\w, ., a negated set), yet still begins every
     match taking its path. Zero-width items (^, \\b, look-arounds) only restrict where a match starts: they add
@@ -1579,19 +1606,19 @@ def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
         elif name in ("AT", "ASSERT", "ASSERT_NOT"):
             step = {("", True)}
         elif name == "SUBPATTERN":
-            step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]))
+            step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]), size)
         elif name == "ATOMIC_GROUP":
-            step = _prefixes(list(av))
+            step = _prefixes(list(av), size)
         elif name == "BRANCH":
             step = set()
             for alternative in av[1]:
-                more = _prefixes(list(alternative))
+                more = _prefixes(list(alternative), size)
                 if more is None:
                     step = None
                     break
                 step |= more
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            body = None if av[1] == 0 else _prefixes(list(av[2]))
+            body = None if av[1] == 0 else _prefixes(list(av[2]), size)
             if av[1] == 0:
                 step = {("", True)}
             elif body is None or ("", False) in body:
@@ -1610,8 +1637,8 @@ def _prefixes(items: list[tuple[Any, Any]]) -> set[tuple[str, bool]] | None:
                 continue
             for more_text, more_open in step:
                 joined = text + more_text
-                # _START_SIZE characters of the first word, after any punctuation and spaces before it (", not")
-                limit = _START_SIZE + _head_size(joined)
+                # ``size`` characters of the first word, after any punctuation and spaces before it (", not")
+                limit = size + _head_size(joined)
                 grown.add((joined[:limit], more_open and len(joined) < limit))
         if len(grown) > _MAX_STARTS:
             return None

@@ -358,8 +358,8 @@ def _shipped() -> tuple[list[re.Pattern[str]], list[str]]:
     return patterns, texts + replies
 
 
-def test_the_c_candidates_groups_and_tries_are_the_python_ones_for_every_shipped_pattern() -> None:
-    c_candidates, c_groups, c_tries = _c("candidates"), _c("groups"), _c("tries")
+def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_pattern() -> None:
+    c_candidates, c_keyed_tries, c_tries = _c("candidates"), _c("keyed_tries"), _c("tries")
     patterns, texts = _shipped()
     sizes = {size for rx in patterns for size, _, _ in checker._INFO[id(rx)][1]}
     assert {0, 1, 2, 3} <= sizes, "every kind of start is exercised"
@@ -378,9 +378,9 @@ def test_the_c_candidates_groups_and_tries_are_the_python_ones_for_every_shipped
             assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
             compared += len(spans)
             if len(starts) == 1 and starts[0][0] == 3 and not starts[0][2]:
-                keys = starts[0][1]
-                want = checker._py_groups(doc._keyed, keys, frozenset(keys))
-                assert sorted(c_groups(doc._keyed, keys, frozenset(keys))) == sorted(want)
+                by_key = checker._longer_prefixes(rx, starts[0][1])
+                want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)]
+                assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)] == want
         assert c_short.keys() == py_short.keys() and all(
             {k: sorted(v) for k, v in c_short[n].items()} == {k: sorted(v) for k, v in py_short[n].items()}
             for n in c_short
@@ -405,11 +405,16 @@ def test_the_c_tries_keep_the_leftmost_matches_as_python_does(pieces: list[str],
 
 
 def test_the_c_loop_refuses_bad_arguments() -> None:
-    c_candidates, c_groups, c_tries = _c("candidates"), _c("groups"), _c("tries")
+    c_candidates, c_keyed_tries, c_tries = _c("candidates"), _c("keyed_tries"), _c("tries")
+    match = re.compile("a").match
     with pytest.raises(TypeError):
-        c_tries(re.compile("a").match, "a", [0])
+        c_tries(match, "a", [0])
     with pytest.raises(TypeError):
-        c_groups({}, ["a"], frozenset())
+        c_keyed_tries(match, "a", {"a": [0]}, {"a": ["ab"]})
+    with pytest.raises(TypeError):
+        c_keyed_tries(match, "a", {"a": [0]}, {"a": (b"ab",)})
+    with pytest.raises(TypeError):
+        c_keyed_tries(match, "a", {"a": 0}, {"a": ()})
     with pytest.raises(TypeError):
         c_candidates("a", {}, {}, ((3, "abc", ""),), 3)
     with pytest.raises(TypeError):
@@ -488,3 +493,18 @@ def test_the_c_substring_pass_finds_what_in_finds_on_any_text(pieces: list[str],
     # one-byte, two-byte and four-byte texts; ASCII, Latin-1, wider and empty substrings, repeated ones
     assert _c("present")(text, tuple(subs)) == checker._py_present(text, tuple(subs))
     assert _c("present")(text, checker._SUBS) == checker._py_present(text, checker._SUBS)
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.lists(st.sampled_from(["the", "they", "then", "thé", " ", "x", "€", ", "]), max_size=14),
+    st.lists(st.sampled_from(["the ", "they", "then", "thé", "the", "th€"]), max_size=3),
+)
+def test_the_c_keyed_tries_filter_by_longer_strings_as_python_does(pieces: list[str], longer: list[str]) -> None:
+    text = "".join(pieces)
+    keyed = checker._word_index(text, 3, {})[1]
+    rx = re.compile(r"th\w+")
+    # one-byte and wider texts and strings, longer strings that fit, run past the end, or none (no filter)
+    for by_key in ({"the": tuple(longer)}, {"the": tuple(longer), "x": (), "€": ("€",)}, dict.fromkeys(keyed, ())):
+        want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, by_key)]
+        assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want

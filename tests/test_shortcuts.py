@@ -50,6 +50,28 @@ def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_fin
             assert _tried(rx, doc) == _searched(rx, doc.scan), (rx.pattern[:80], text)
 
 
+def test_every_shipped_pattern_tried_only_before_its_longer_strings_finds_what_searching_finds() -> None:
+    found = _checker()
+    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[4] is not None]
+    filtered = [part for part in parts if any(part[4].values())]
+    assert len(parts) > 100 and len(filtered) > 50, "most start strings have longer ones"
+    texts = random.Random(4).sample(list(labelled_texts()), 500)
+    replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
+    skipped = 0
+    for text in texts + replies:
+        doc = _Doc(text)
+        for rx, _, _, _, by_key, _ in parts:
+            tried = checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)
+            assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern[:80], text)
+            skipped += sum(len(doc._keyed.get(k, ())) for k in by_key) - sum(
+                1
+                for k, longer in by_key.items()
+                for p in doc._keyed.get(k, ())
+                if not longer or any(doc.scan.startswith(t, p) for t in longer)
+            )
+    assert skipped > 1000, "the longer strings rule out many word starts"
+
+
 _PIECES = st.sampled_from(
     ["send", "sent", "them", "call", "so", "no", "not", "ve", "e-mail", ", ", "; ", ": ", ",", " ", "'", "-", "a", "\n"]
 )
