@@ -1,6 +1,6 @@
 /* The checker's word index in C: copilot/checker.py's _word_index builds the same in Python (the reference,
  * compared in tests/test_native.py). index(text, size, groups) returns the set of group ids groups[word] lists for
- * the text's words (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
+ * the text's words (groups is a dict checker.py never changes once given: a new one for each change) (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
  * the first `size` characters from there mapped to the ascending positions where they begin a word.
  *
  * The rest of the phrase rules' inner loop is here too (keyed_tries, candidates, tries, present) and the sentence
@@ -15,6 +15,83 @@ static inline int is_word(Py_UCS4 ch) {
     return Py_UNICODE_ISALNUM(ch);
 }
 
+/* The groups of the last `groups` dict given (a snapshot checker.py never changes; held here), by the bytes of the
+ * one-byte words, so a one-byte text's words are looked up without a str object each. */
+static PyObject *table_groups;
+static uint64_t group_mask;                  /* table size - 1 */
+static const Py_UCS1 **group_text;           /* NULL marks an empty slot */
+static Py_ssize_t *group_len;
+static PyObject **group_ids;                 /* the word's list of ids (borrowed from table_groups) */
+static Py_ssize_t max_id;
+
+static uint64_t fnv(const Py_UCS1 *text, Py_ssize_t len) {
+    uint64_t h = 1469598103934665603ULL;
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ text[i]) * 1099511628211ULL;
+    return h;
+}
+
+static int build_groups(PyObject *groups) {
+    uint64_t slots = 16;
+    while (slots < (uint64_t)PyDict_GET_SIZE(groups) * 2 + 1) slots <<= 1;
+    const Py_UCS1 **text = PyMem_Calloc(slots, sizeof(Py_UCS1 *));
+    Py_ssize_t *len = PyMem_Calloc(slots, sizeof(Py_ssize_t));
+    PyObject **ids = PyMem_Calloc(slots, sizeof(PyObject *));
+    Py_ssize_t top = -1, pos = 0;
+    PyObject *word, *list;
+    if (!text || !len || !ids) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    while (PyDict_Next(groups, &pos, &word, &list)) {
+        if (!PyUnicode_Check(word) || !PyList_Check(list)) {
+            PyErr_SetString(PyExc_TypeError, "index: groups must map str words to lists of ids");
+            goto fail;
+        }
+        for (Py_ssize_t g = 0; g < PyList_GET_SIZE(list); g++) {
+            Py_ssize_t id = PyLong_AsSsize_t(PyList_GET_ITEM(list, g));
+            if (id < 0) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "index: group ids are 0 or more");
+                goto fail;
+            }
+            if (id > top) top = id;
+        }
+        if (PyUnicode_KIND(word) != PyUnicode_1BYTE_KIND) continue; /* never a word of a one-byte text */
+        Py_ssize_t n = PyUnicode_GET_LENGTH(word);
+        const Py_UCS1 *data = PyUnicode_1BYTE_DATA(word);
+        uint64_t slot = fnv(data, n) & (slots - 1);
+        while (text[slot]) slot = (slot + 1) & (slots - 1);
+        text[slot] = data, len[slot] = n, ids[slot] = list;
+    }
+    PyMem_Free(group_text);
+    PyMem_Free(group_len);
+    PyMem_Free(group_ids);
+    group_text = text, group_len = len, group_ids = ids, group_mask = slots - 1, max_id = top;
+    Py_INCREF(groups);
+    Py_XSETREF(table_groups, groups);
+    return 0;
+fail:
+    PyMem_Free(text);
+    PyMem_Free(len);
+    PyMem_Free(ids);
+    return -1;
+}
+
+/* Adds the ids in `list` not yet in `seen` (a bitmap) to `sat`. */
+static int add_ids(PyObject *sat, unsigned char *seen, PyObject *list) {
+    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(list); g++) {
+        PyObject *id = PyList_GET_ITEM(list, g);
+        Py_ssize_t v = PyLong_AsSsize_t(id);
+        if (v < 0 || v > max_id) {
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "index: group id out of range");
+            return -1;
+        }
+        if (seen[v >> 3] & (1 << (v & 7))) continue;
+        seen[v >> 3] |= (unsigned char)(1 << (v & 7));
+        if (PySet_Add(sat, id)) return -1;
+    }
+    return 0;
+}
+
 static PyObject *word_index(PyObject *module, PyObject *args) {
     PyObject *text, *groups;
     Py_ssize_t size;
@@ -23,11 +100,16 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "size must be at least 1");
         return NULL;
     }
+    if (groups != table_groups && build_groups(groups)) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    PyObject *sat = PySet_New(NULL), *seen = PySet_New(NULL), *keyed = PyDict_New();
-    if (sat == NULL || seen == NULL || keyed == NULL) goto fail;
+    unsigned char *seen = PyMem_Calloc((size_t)(max_id / 8 + 1), 1);
+    PyObject *sat = PySet_New(NULL), *keyed = PyDict_New();
+    if (seen == NULL || sat == NULL || keyed == NULL) {
+        if (seen == NULL) PyErr_NoMemory();
+        goto fail;
+    }
     Py_ssize_t i = 0;
     while (i < n) {
         if (!is_word(PyUnicode_READ(kind, data, i))) {
@@ -36,25 +118,23 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         }
         Py_ssize_t start = i;
         while (i < n && is_word(PyUnicode_READ(kind, data, i))) i++;
-        PyObject *word = PyUnicode_Substring(text, start, i);
-        if (word == NULL) goto fail;
-        int known = PySet_Contains(seen, word);
-        if (known == 0) {
-            /* a word repeated ("the", "you") adds its groups once */
-            PyObject *ids = PyDict_GetItemWithError(groups, word); /* borrowed */
-            if (PySet_Add(seen, word) || (ids == NULL && PyErr_Occurred())) known = -1;
-            if (ids != NULL && known == 0) {
-                if (!PyList_Check(ids)) {
-                    PyErr_SetString(PyExc_TypeError, "index: each group entry must be a list of ids");
-                    known = -1;
-                } else {
-                    for (Py_ssize_t g = 0; g < PyList_GET_SIZE(ids) && known == 0; g++)
-                        if (PySet_Add(sat, PyList_GET_ITEM(ids, g))) known = -1;
+        PyObject *ids = NULL;
+        if (kind == PyUnicode_1BYTE_KIND) {
+            const Py_UCS1 *w = (const Py_UCS1 *)data + start;
+            Py_ssize_t len = i - start;
+            for (uint64_t slot = fnv(w, len) & group_mask; group_text[slot]; slot = (slot + 1) & group_mask)
+                if (group_len[slot] == len && memcmp(group_text[slot], w, (size_t)len) == 0) {
+                    ids = group_ids[slot];
+                    break;
                 }
-            }
+        } else {
+            PyObject *word = PyUnicode_Substring(text, start, i);
+            if (word == NULL) goto fail;
+            ids = PyDict_GetItemWithError(groups, word); /* borrowed */
+            Py_DECREF(word);
+            if (ids == NULL && PyErr_Occurred()) goto fail;
         }
-        Py_DECREF(word);
-        if (known < 0) goto fail;
+        if (ids != NULL && add_ids(sat, seen, ids)) goto fail;
         PyObject *key = PyUnicode_Substring(text, start, start + size < n ? start + size : n);
         if (key == NULL) goto fail;
         PyObject *at = PyDict_GetItemWithError(keyed, key); /* borrowed */
@@ -82,14 +162,14 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         Py_DECREF(key);
         if (failed) goto fail;
     }
-    Py_DECREF(seen);
+    PyMem_Free(seen);
     PyObject *result = PyTuple_Pack(2, sat, keyed);
     Py_DECREF(sat);
     Py_DECREF(keyed);
     return result;
 fail:
+    PyMem_Free(seen);
     Py_XDECREF(sat);
-    Py_XDECREF(seen);
     Py_XDECREF(keyed);
     return NULL;
 }

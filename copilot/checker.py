@@ -205,7 +205,7 @@ class _Doc:
         # _required_literals) the text's words satisfy, from one pass.
         sat: set[int]
         keyed: dict[str, list[int]]
-        sat, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _WORD_GROUPS)
+        sat, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _word_groups())
         self._sat = sat
         self._keyed = keyed
         self._short: dict[int, dict[str, list[list[int]]]] = {}
@@ -1321,6 +1321,9 @@ _SUBS: tuple[str, ...] = ()
 _SUB_IDS: dict[str, int] = {}
 _GROUP_SUB_IDS: list[tuple[int, ...]] = []
 _WORD_GROUPS: dict[str, list[int]] = {}
+# A copy of _WORD_GROUPS made after its last change, never changed itself, so copilot/_word_index.c can keep a table
+# of it for as long as it is the one given (see _word_groups).
+_WORD_SNAPSHOT: dict[str, list[int]] | None = None
 
 
 def _required_literals(parsed: Any) -> _Needs:
@@ -1345,7 +1348,7 @@ def _group_rank(group: _Group) -> tuple[int, int, int]:
 def _group_id(group: _Group) -> int:
     gid = _GROUP_IDS.get(group)
     if gid is None:
-        global _SUBS
+        global _SUBS, _WORD_SNAPSHOT
         gid = _GROUP_IDS[group] = len(_GROUP_SUBS)
         _GROUP_SUBS.append(group[1])
         ids = []
@@ -1357,7 +1360,16 @@ def _group_id(group: _Group) -> int:
         _GROUP_SUB_IDS.append(tuple(ids))
         for word in group[0]:
             _WORD_GROUPS.setdefault(word, []).append(gid)
+        _WORD_SNAPSHOT = None
     return gid
+
+
+def _word_groups() -> dict[str, list[int]]:
+    """_WORD_GROUPS as it is now, as a copy that never changes (a new one after each change)."""
+    global _WORD_SNAPSHOT
+    if _WORD_SNAPSHOT is None:
+        _WORD_SNAPSHOT = {word: list(ids) for word, ids in _WORD_GROUPS.items()}
+    return _WORD_SNAPSHOT
 
 
 def _split_literals(literals: Iterable[str]) -> _Group:

@@ -306,7 +306,7 @@ def test_the_c_word_index_is_the_python_one_on_every_labelled_text() -> None:
     if checker._C_WORD_INDEX is None:
         pytest.skip(f"no C build here: {native.describe(native.STATE)}")
     Checker.load(ROOT / "prompts" / "checker")
-    groups = checker._WORD_GROUPS
+    groups = checker._word_groups()
     assert len(groups) > 500, "the shipped rules' required words are known"
     texts = list(labelled_texts())
     assert len(texts) > 3000
@@ -335,6 +335,8 @@ def test_the_c_word_index_refuses_bad_arguments() -> None:
         checker._C_WORD_INDEX("text", 3, [])
     with pytest.raises(TypeError):
         checker._C_WORD_INDEX("text", 3, {"text": 1})
+    with pytest.raises(ValueError):
+        checker._C_WORD_INDEX("text", 3, {"text": [-1]})
     with pytest.raises(ValueError):
         checker._C_WORD_INDEX("text", 0, {})
 
