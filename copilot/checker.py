@@ -523,8 +523,8 @@ class Rule:
     pass_examples: tuple[ExampleCase, ...]
     params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield (start, end) spans this rule flags."""
+    def find(self, doc: _Doc, context: CheckContext) -> Iterable[tuple[int, int]]:
+        """The (start, end) spans this rule flags."""
         raise NotImplementedError
 
     def finding(self, doc: _Doc, start: int, end: int) -> Finding:
@@ -729,8 +729,10 @@ class PhraseRule(Rule):
             found.sort(key=lambda m: (m.start(), -m.end()))
         return found
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield matches that no exception cancels."""
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """The matches that no exception cancels."""
+        # A list, not a generator: most rules find nothing in a text, and an empty list costs less than a generator.
+        found: list[tuple[int, int]] = []
         last_end = -1
         for m in self._matches(doc):
             if m.start() < last_end:
@@ -746,7 +748,8 @@ class PhraseRule(Rule):
                 if _any(self.unless_next, doc, n_start, n_end):
                     continue
             last_end = m.end()
-            yield m.start(), m.end()
+            found.append((m.start(), m.end()))
+        return found
 
 
 @dataclass(frozen=True)
@@ -759,8 +762,9 @@ class ApologyRule(Rule):
     unless: tuple[re.Pattern[str], ...] = ()
     unless_previous: tuple[re.Pattern[str], ...] = ()
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield from the apology word to the end of the offending continuation."""
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """From the apology word to the end of the offending continuation, for each such apology."""
+        found: list[tuple[int, int]] = []
         for a in doc.matches(self.anchor):
             idx = doc.sentence_of(a.start())
             s_start, s_end = doc.sentences[idx]
@@ -775,7 +779,8 @@ class ApologyRule(Rule):
                 before = doc.sentences[idx - 1][0] if idx > 0 else s_start
                 if _any_in_clause(self.unless_previous, doc, before, a.start()):
                     continue
-            yield a.start(), max(m.end(), a.end())
+            found.append((a.start(), max(m.end(), a.end())))
+        return found
 
 
 @dataclass(frozen=True)
@@ -911,11 +916,11 @@ class ClassifierRule(Rule):
     threshold: float = 0.6
     unless: tuple[re.Pattern[str], ...] = ()
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
         return self.find_uncovered(doc, ())
 
-    def find_uncovered(self, doc: _Doc, covered: Sequence[tuple[int, int]]) -> Iterator[tuple[int, int]]:
-        """The sentences ``find`` yields, less those overlapping a span in ``covered`` once trimmed as a finding is.
+    def find_uncovered(self, doc: _Doc, covered: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The sentences ``find`` returns, less those overlapping a span in ``covered`` once trimmed as a finding is.
 
         Checker.check passes the spans the precise rules flagged in this rule's category: it would drop a learned
         finding overlapping one anyway, so the exception patterns need not run for it.
@@ -923,6 +928,7 @@ class ClassifierRule(Rule):
         category = self.category
         threshold = self.threshold
         text = doc.text
+        found: list[tuple[int, int]] = []
         for (start, end), p in zip(doc.sentences, doc.learned(self.model), strict=True):
             # The model is cheap and usually says no; the exception patterns only run when it says yes.
             if p.get(category, 0.0) <= threshold:
@@ -932,7 +938,8 @@ class ClassifierRule(Rule):
                 if any(a < e and s < b for a, b in covered):
                     continue
             if not (self.unless and _any(self.unless, doc, start, end)):
-                yield start, end
+                found.append((start, end))
+        return found
 
 
 class _Located:
