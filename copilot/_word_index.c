@@ -362,6 +362,55 @@ done:
     return result;
 }
 
+/* keyed_positions(scan, keyed, by_key) -> what checker._py_keyed_positions returns: the word starts keyed_tries
+ * would try, ascending. */
+static int compare_positions(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+static PyObject *keyed_positions(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "keyed_positions(scan: str, keyed: dict, by_key: dict)");
+        return NULL;
+    }
+    PyObject *scan = args[0], *keyed = args[1], *by_key = args[2], *result = NULL;
+    Positions ps = {.n = 0, .cap = 64};
+    ps.items = ps.small;
+    Py_ssize_t pos = 0, *at = NULL;
+    PyObject *key, *value;
+    int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
+    while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
+        PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
+        if (other == NULL) {
+            if (PyErr_Occurred()) goto done;
+            continue;
+        }
+        if (add_keyed(&ps, scan, mine ? other : value, mine ? value : other)) goto done;
+    }
+    at = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(ps.n ? ps.n : 1));
+    if (at == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < ps.n; i++)
+        if ((at[i] = PyLong_AsSsize_t(ps.items[i])) == -1 && PyErr_Occurred()) goto done;
+    qsort(at, (size_t)ps.n, sizeof(Py_ssize_t), compare_positions);
+    if ((result = PyList_New(ps.n)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < ps.n; i++) {
+        PyObject *p = PyLong_FromSsize_t(at[i]);
+        if (p == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, p);
+    }
+done:
+    PyMem_Free(at);
+    positions_free(&ps);
+    return result;
+}
+
 /* The word starts by their first `size` characters, fewer than the index's: {prefix: [lists of keyed]}. */
 static PyObject *shorten(PyObject *keyed, Py_ssize_t size) {
     PyObject *short_ = PyDict_New();
@@ -655,6 +704,8 @@ static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
+    {"keyed_positions", (PyCFunction)(void (*)(void))keyed_positions, METH_FASTCALL,
+     "keyed_positions(scan, keyed, by_key) -> the ascending word starts keyed_tries would try"},
     {"keyed_tries", (PyCFunction)(void (*)(void))keyed_tries, METH_FASTCALL,
      "keyed_tries(match, scan, keyed, by_key) -> tries at the word starts under by_key's keys and longer strings"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,

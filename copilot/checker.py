@@ -235,8 +235,12 @@ class _Doc:
         key = id(rx)
         if key in self._positions:
             return self._positions[key]
-        starts = _INFO.get(key, _NO_INFO)[1]
-        found = None if starts is None else sorted({p for at in self.candidates(starts) for p in at})
+        by_key = _BY_KEY.get(key)
+        if by_key is not None:
+            found: list[int] | None = _keyed_positions(self.scan, self._keyed, by_key)
+        else:
+            starts = _INFO.get(key, _NO_INFO)[1]
+            found = None if starts is None else sorted({p for at in self.candidates(starts) for p in at})
         self._positions[key] = found
         return found
 
@@ -588,6 +592,17 @@ def _py_tries(match: Any, scan: str, groups: list[list[int]]) -> list[re.Match[s
     return _leftmost(found) if len(found) > 1 else found
 
 
+def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[int]:
+    """The word starts under the keys of ``by_key`` where one of the key's longer strings follows, ascending;
+    copilot/_word_index.c's ``keyed_positions`` does the same in C."""
+    return sorted(
+        p
+        for key, longer in by_key.items()
+        for p in keyed.get(key, ())
+        if not longer or any(scan.startswith(t, p) for t in longer)
+    )
+
+
 def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[re.Match[str]]:
     """``_py_tries`` at the word starts under the keys of ``by_key``, skipping those where none of the key's longer
     strings (see _longer_prefixes) follows; copilot/_word_index.c's ``keyed_tries`` does the same in C."""
@@ -601,6 +616,7 @@ def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: 
 
 _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
 _keyed_tries: Any = getattr(native.extension("_word_index"), "keyed_tries", None) or _py_keyed_tries
+_keyed_positions: Any = getattr(native.extension("_word_index"), "keyed_positions", None) or _py_keyed_positions
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
 _present_subs: Any = getattr(native.extension("_word_index"), "present", None) or _py_present
@@ -1105,6 +1121,8 @@ _NEEDS: dict[int, _Needs] = {}
 # id -> (required-word groups, how its matches start or None), for the rules' scans.
 _INFO: dict[int, tuple[_Needs, _Starts | None]] = {}
 _NO_INFO: tuple[_Needs, _Starts | None] = ((), None)
+# id -> the longer start strings by start string, for patterns whose start strings all have _START_SIZE characters.
+_BY_KEY: dict[int, _Prefixes] = {}
 _INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
 
 
@@ -1132,6 +1150,8 @@ def _intern(source: str) -> re.Pattern[str]:
         _INTERNED[source] = rx
         _NEEDS[id(rx)] = needs
         _INFO[id(rx)] = (needs, starts)
+        if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
+            _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
     return rx
 
 
@@ -1533,16 +1553,15 @@ def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
     words = tuple(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
-    keys = starts[0][1] if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2] else None
-    return rx, rx.match, words, others, None if keys is None else _longer_prefixes(rx, keys), starts
+    return rx, rx.match, words, others, _BY_KEY.get(id(rx)), starts
 
 
-def _longer_prefixes(rx: re.Pattern[str], keys: tuple[str, ...]) -> _Prefixes:
+def _longer_prefixes(parsed: Any, keys: tuple[str, ...]) -> _Prefixes:
     """Each start string of ``keys`` with the longer strings of up to _PREFIX_SIZE characters that begin every match
-    starting with it; () where they add nothing, or are unknown."""
+    of the parsed pattern starting with it; () where they add nothing, or are unknown."""
     longer: set[str] | None = None
     try:
-        found = _prefixes(list(_sre_parse.parse(rx.pattern, _FLAG_BITS)), _PREFIX_SIZE)
+        found = _prefixes(list(parsed), _PREFIX_SIZE)
         longer = None if found is None else {text for text, _ in found}
     except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the start strings alone
         longer = None

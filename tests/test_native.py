@@ -380,9 +380,11 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
             assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
             compared += len(spans)
             if len(starts) == 1 and starts[0][0] == 3 and not starts[0][2]:
-                by_key = checker._longer_prefixes(rx, starts[0][1])
+                by_key = checker._BY_KEY[id(rx)]
                 want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)]
                 assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)] == want
+                at = checker._py_keyed_positions(doc.scan, doc._keyed, by_key)
+                assert _c("keyed_positions")(doc.scan, doc._keyed, by_key) == at
         assert c_short.keys() == py_short.keys() and all(
             {k: sorted(v) for k, v in c_short[n].items()} == {k: sorted(v) for k, v in py_short[n].items()}
             for n in c_short
@@ -510,3 +512,5 @@ def test_the_c_keyed_tries_filter_by_longer_strings_as_python_does(pieces: list[
     for by_key in ({"the": tuple(longer)}, {"the": tuple(longer), "x": (), "€": ("€",)}, dict.fromkeys(keyed, ())):
         want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, by_key)]
         assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want
+        at = checker._py_keyed_positions(text, keyed, by_key)
+        assert _c("keyed_positions")(text, keyed, by_key) == at
