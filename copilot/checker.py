@@ -260,13 +260,20 @@ class _Doc:
                 return False
             ids = _GROUP_SUB_IDS[group]
             if ids:
-                # every substring any group looks for, found in one pass the first time one is asked about
-                present = self._present
-                if present is None:
-                    present = self._present = _present_subs(self.scan, _SUBS)
-                if any(present[i] for i in ids):
-                    sat.add(group)
-                    continue
+                if _C_PRESENT is None:
+                    # plain Python: searched for as asked, since most groups are never asked about
+                    scan = self.scan
+                    if any(s in scan for s in _GROUP_SUBS[group]):
+                        sat.add(group)
+                        continue
+                else:
+                    # every substring any group looks for, found in one pass the first time one is asked about
+                    present = self._present
+                    if present is None:
+                        present = self._present = _C_PRESENT(self.scan, _SUBS)
+                    if any(present[i] for i in ids):
+                        sat.add(group)
+                        continue
             self._unsat.add(group)
             return False
         return True
@@ -318,8 +325,8 @@ def _py_sentence_ends(text: str) -> list[tuple[int, int, int, int]]:
 
 
 def _py_present(scan: str, subs: tuple[str, ...]) -> bytes:
-    """1 for each of ``subs`` that occurs in ``scan``, else 0; copilot/_word_index.c's ``present`` does the same in one
-    pass over the text."""
+    """1 for each of ``subs`` that occurs in ``scan``, else 0: what copilot/_word_index.c's ``present`` computes in one
+    pass over the text (plain Python searches for a group's substrings only when asked, see _Doc.may_match)."""
     return bytes(sub in scan for sub in subs)
 
 
@@ -597,9 +604,9 @@ def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixe
     copilot/_word_index.c's ``keyed_positions`` does the same in C."""
     return sorted(
         p
-        for key, longer in by_key.items()
-        for p in keyed.get(key, ())
-        if not longer or any(scan.startswith(t, p) for t in longer)
+        for key in keyed.keys() & by_key.keys()
+        for p in keyed[key]
+        if not by_key[key] or scan.startswith(by_key[key], p)
     )
 
 
@@ -607,10 +614,10 @@ def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: 
     """``_py_tries`` at the word starts under the keys of ``by_key``, skipping those where none of the key's longer
     strings (see _longer_prefixes) follows; copilot/_word_index.c's ``keyed_tries`` does the same in C."""
     groups = []
-    for key, longer in by_key.items():
-        at = keyed.get(key)
-        if at is not None:
-            groups.append([p for p in at if any(scan.startswith(t, p) for t in longer)] if longer else at)
+    for key in keyed.keys() & by_key.keys():
+        at = keyed[key]
+        longer = by_key[key]
+        groups.append([p for p in at if scan.startswith(longer, p)] if longer else at)
     return _py_tries(match, scan, groups)
 
 
@@ -619,7 +626,7 @@ _keyed_tries: Any = getattr(native.extension("_word_index"), "keyed_tries", None
 _keyed_positions: Any = getattr(native.extension("_word_index"), "keyed_positions", None) or _py_keyed_positions
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
-_present_subs: Any = getattr(native.extension("_word_index"), "present", None) or _py_present
+_C_PRESENT: Any = getattr(native.extension("_word_index"), "present", None)
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
