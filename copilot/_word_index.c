@@ -334,30 +334,34 @@ static int add_keyed(Positions *ps, PyObject *scan, PyObject *at, PyObject *long
     return 0;
 }
 
-/* keyed_tries(match, scan, keyed, by_key) -> what checker._py_keyed_tries returns: try_all at the word starts under
- * the keys of by_key ({key: longer strings}) where one of the key's longer strings follows. Looks up whichever side
- * is smaller: a text has a few dozen keys, a pattern up to _MAX_STARTS. */
-static PyObject *keyed_tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict)");
-        return NULL;
-    }
-    PyObject *scan = args[1], *keyed = args[2], *by_key = args[3], *result = NULL;
-    Positions ps = {.n = 0, .cap = 64};
-    ps.items = ps.small;
+/* The word starts under the keys of by_key where one of the key's longer strings follows, onto ps. Looks up
+ * whichever side is smaller: a text has a few dozen keys, a pattern up to _MAX_STARTS. */
+static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *by_key) {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
     while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
         PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
         if (other == NULL) {
-            if (PyErr_Occurred()) goto done;
+            if (PyErr_Occurred()) return -1;
             continue;
         }
-        if (add_keyed(&ps, scan, mine ? other : value, mine ? value : other)) goto done;
+        if (add_keyed(ps, scan, mine ? other : value, mine ? value : other)) return -1;
     }
-    result = try_all(args[0], scan, ps.items, ps.n);
-done:
+    return 0;
+}
+
+/* keyed_tries(match, scan, keyed, by_key) -> what checker._py_keyed_tries returns: try_all at the word starts under
+ * the keys of by_key ({key: longer strings}) where one of the key's longer strings follows. */
+static PyObject *keyed_tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict)");
+        return NULL;
+    }
+    PyObject *result = NULL;
+    Positions ps = {.n = 0, .cap = 64};
+    ps.items = ps.small;
+    if (!collect_keyed(&ps, args[1], args[2], args[3])) result = try_all(args[0], args[1], ps.items, ps.n);
     positions_free(&ps);
     return result;
 }
@@ -374,20 +378,11 @@ static PyObject *keyed_positions(PyObject *module, PyObject *const *args, Py_ssi
         PyErr_SetString(PyExc_TypeError, "keyed_positions(scan: str, keyed: dict, by_key: dict)");
         return NULL;
     }
-    PyObject *scan = args[0], *keyed = args[1], *by_key = args[2], *result = NULL;
+    PyObject *result = NULL;
     Positions ps = {.n = 0, .cap = 64};
     ps.items = ps.small;
-    Py_ssize_t pos = 0, *at = NULL;
-    PyObject *key, *value;
-    int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
-    while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
-        PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
-        if (other == NULL) {
-            if (PyErr_Occurred()) goto done;
-            continue;
-        }
-        if (add_keyed(&ps, scan, mine ? other : value, mine ? value : other)) goto done;
-    }
+    Py_ssize_t *at = NULL;
+    if (collect_keyed(&ps, args[0], args[1], args[2])) goto done;
     at = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(ps.n ? ps.n : 1));
     if (at == NULL) {
         PyErr_NoMemory();
