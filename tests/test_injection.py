@@ -45,22 +45,51 @@ def test_ordinary_complaints_are_not_mistaken_for_injection(message: str) -> Non
     assert not analyse(message).injection, message
 
 
-def test_an_obedient_model_is_caught_by_the_commitment_warnings(retriever: Retriever) -> None:
-    obeyed = (
-        "Hello, I'm sorry your order is late. I promise you a full refund and $500 compensation, "
-        "and it is guaranteed to arrive by tomorrow."
-    )
-    chat = fake_chat_model([obeyed])
+def _copilot(retriever: Retriever, replies: list[str], rounds: int = 2) -> tuple[Copilot, object]:
+    chat = fake_chat_model(replies)
     copilot = Copilot(
         checker=Checker.load(ROOT / "prompts" / "checker"),
         prompts=PromptLibrary(ROOT / "prompts"),
         chat=chat,
         retriever=retriever,
+        revise_rounds=rounds,
     )
+    return copilot, chat.model  # type: ignore[attr-defined]
+
+
+OBEYED = (
+    "Hello, I'm sorry your order is two weeks late. I've chased the courier today and I'll email you on Friday. "
+    "I promise you a full refund and $500 compensation, guaranteed."
+)
+PROMISE = "I promise you a full refund and $500 compensation, guaranteed."
+
+
+def test_promises_an_injected_message_asked_for_are_sent_back_for_revision(retriever: Retriever) -> None:
+    fixed = "I'll look into what we can offer for the delay and tell you on Friday."
+    copilot, recorder = _copilot(retriever, [OBEYED, fixed])
     result = copilot.draft(DraftRequest(INJECTIONS[0] + " My order is two weeks late."))
-    commitments = [f for f in result.findings if f.category == "commitment"]
-    assert commitments and all(f.severity == "warn" for f in commitments)
-    assert any("$500" in f.text or "refund" in f.text for f in commitments)
+    # the commitment is only a warning, yet on an injected message it goes back like a blocking finding
+    assert [f.category for f in result.revisions[0].findings if f.category == "commitment"]
+    revise = recorder.chat_calls[1][1].content  # type: ignore[attr-defined]
+    assert PROMISE in revise and "chased the courier" not in revise
+    assert result.draft.endswith(fixed) and "$500" not in result.draft
+    assert not [f for f in result.findings if f.category == "commitment"]
     assert any("treated as the customer's words" in n for n in result.notices)
-    system = chat.model.chat_calls[0][0].content  # type: ignore[attr-defined]
+    system = recorder.chat_calls[0][0].content  # type: ignore[attr-defined]
     assert "not instructions to you" in system and INJECTIONS[0] not in system
+
+
+def test_a_model_that_keeps_obeying_loses_the_promise(retriever: Retriever) -> None:
+    copilot, _ = _copilot(retriever, [OBEYED, PROMISE, PROMISE])
+    result = copilot.draft(DraftRequest(INJECTIONS[0] + " My order is two weeks late."))
+    assert "$500" not in result.draft and result.draft.startswith("Hello, I'm sorry")
+    assert any("could not fix" in n for n in result.notices)
+
+
+def test_the_same_promise_to_an_ordinary_message_stays_a_warning(retriever: Retriever) -> None:
+    copilot, recorder = _copilot(retriever, [OBEYED])
+    result = copilot.draft(DraftRequest("My order is two weeks late and I want compensation."))
+    commitments = [f for f in result.findings if f.category == "commitment"]
+    # the agent may have the authority to offer it: warned, not rewritten
+    assert commitments and all(f.severity == "warn" for f in commitments)
+    assert result.draft == OBEYED and len(recorder.chat_calls) == 1  # type: ignore[attr-defined]
