@@ -438,8 +438,9 @@ class Copilot:
                 revisions.append(Revision(draft, findings))
                 draft, findings = best
                 notices.append("The last revision was worse than an earlier draft, so the earlier one is shown.")
-            if must_fix(findings, analysis) and self.revise_rounds:
-                trimmed = drop_sentences(draft, must_fix(findings, analysis))
+            left = must_fix(findings, analysis)
+            if left and self.revise_rounds:
+                trimmed = drop_sentences(draft, left)
                 if trimmed is not None:
                     revisions.append(Revision(draft, findings))
                     removed = len(split_sentences(draft)) - len(split_sentences(trimmed))
