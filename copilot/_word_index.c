@@ -272,11 +272,110 @@ static void positions_free(Positions *ps) {
     if (ps->items != ps->small) PyMem_Free(ps->items);
 }
 
-/* tries(match, scan, groups) -> what checker._py_tries returns: try_all at every position in `groups` (lists of
- * ints). */
+static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *by_key);
+
+static int compare_positions(const void *a, const void *b) {
+    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* A growing array of positions. */
+typedef struct {
+    Py_ssize_t *items, small[64];
+    Py_ssize_t n, cap;
+} Offsets;
+
+static int offsets_add(Offsets *os, Py_ssize_t at) {
+    if (os->n == os->cap) {
+        Py_ssize_t *bigger = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)os->cap * 2);
+        if (bigger == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        memcpy(bigger, os->items, sizeof(Py_ssize_t) * (size_t)os->n);
+        if (os->items != os->small) PyMem_Free(os->items);
+        os->items = bigger;
+        os->cap *= 2;
+    }
+    os->items[os->n++] = at;
+    return 0;
+}
+
+/* Whether scan[from:to) holds a line break. */
+static int has_newline(PyObject *scan, Py_ssize_t from, Py_ssize_t to) {
+    if (PyUnicode_KIND(scan) == PyUnicode_1BYTE_KIND)
+        return memchr(PyUnicode_1BYTE_DATA(scan) + from, '\n', (size_t)(to - from)) != NULL;
+    Py_ssize_t at = PyUnicode_FindChar(scan, '\n', from, to, 1);
+    return at == -2 ? -1 : at >= 0;
+}
+
+/* Keeps of ps the positions after which one of the anchor's strings begins before the line ends, at least its
+ * width further on: what checker._py_anchored keeps. `anchor` is None (keep all) or (width, by_key, others). */
+static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *anchor) {
+    if (anchor == Py_None || ps->n == 0) return 0;
+    if (!PyTuple_Check(anchor) || PyTuple_GET_SIZE(anchor) != 3 || !PyDict_Check(PyTuple_GET_ITEM(anchor, 1)) ||
+        !PyTuple_Check(PyTuple_GET_ITEM(anchor, 2)) || !PyDict_Check(keyed)) {
+        PyErr_SetString(PyExc_TypeError, "anchor must be None or (width: int, by_key: dict, others: tuple[str])");
+        return -1;
+    }
+    Py_ssize_t width = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchor, 0));
+    if (width == -1 && PyErr_Occurred()) return -1;
+    PyObject *others = PyTuple_GET_ITEM(anchor, 2);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
+    int result = -1;
+    Positions words = {.n = 0, .cap = 64};
+    words.items = words.small;
+    Offsets ahead = {.n = 0, .cap = 64};
+    ahead.items = ahead.small;
+    if (collect_keyed(&words, scan, keyed, PyTuple_GET_ITEM(anchor, 1))) goto done;
+    for (Py_ssize_t i = 0; i < words.n; i++) {
+        Py_ssize_t at = PyLong_AsSsize_t(words.items[i]);
+        if ((at == -1 && PyErr_Occurred()) || offsets_add(&ahead, at)) goto done;
+    }
+    for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(others); t++) {
+        PyObject *text = PyTuple_GET_ITEM(others, t);
+        if (!PyUnicode_Check(text)) {
+            PyErr_SetString(PyExc_TypeError, "anchor: others must be a tuple of str");
+            goto done;
+        }
+        Py_ssize_t at = PyUnicode_Find(scan, text, 0, n, 1);
+        while (at >= 0) {
+            if (offsets_add(&ahead, at)) goto done;
+            at = PyUnicode_Find(scan, text, at + 1, n, 1);
+        }
+        if (at == -2) goto done;
+    }
+    qsort(ahead.items, (size_t)ahead.n, sizeof(Py_ssize_t), compare_positions);
+    Py_ssize_t kept = 0;
+    for (Py_ssize_t i = 0; i < ps->n; i++) {
+        Py_ssize_t p = PyLong_AsSsize_t(ps->items[i]);
+        if (p == -1 && PyErr_Occurred()) goto done;
+        if (p < 0 || p > n) continue; /* never a match there: nothing to try */
+        /* the first string at or after p + width */
+        Py_ssize_t lo = 0, hi = ahead.n;
+        while (lo < hi) {
+            Py_ssize_t mid = lo + (hi - lo) / 2;
+            if (ahead.items[mid] < p + width) lo = mid + 1;
+            else hi = mid;
+        }
+        if (lo == ahead.n) continue;
+        int broken = has_newline(scan, p, ahead.items[lo]);
+        if (broken < 0) goto done;
+        if (!broken) ps->items[kept++] = ps->items[i];
+    }
+    ps->n = kept;
+    result = 0;
+done:
+    positions_free(&words);
+    if (ahead.items != ahead.small) PyMem_Free(ahead.items);
+    return result;
+}
+
+/* tries(match, scan, groups[, anchor, keyed]) -> what checker._py_tries returns: try_all at every position in
+ * `groups` (lists of ints) that anchor_filter keeps. */
 static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]])");
+    if ((nargs != 3 && nargs != 5) || !PyUnicode_Check(args[1]) || !PyList_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]][, anchor, keyed: dict])");
         return NULL;
     }
     PyObject *groups = args[2], *result = NULL;
@@ -291,6 +390,8 @@ static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++)
             if (positions_add(&ps, PyList_GET_ITEM(at, i))) goto done;
     }
+    if (nargs == 5 && args[3] != Py_None && args[4] != Py_None && anchor_filter(&ps, args[1], args[4], args[3]))
+        goto done;
     result = try_all(args[0], args[1], ps.items, ps.n);
 done:
     positions_free(&ps);
@@ -351,27 +452,26 @@ static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObjec
     return 0;
 }
 
-/* keyed_tries(match, scan, keyed, by_key) -> what checker._py_keyed_tries returns: try_all at the word starts under
- * the keys of by_key ({key: longer strings}) where one of the key's longer strings follows. */
+/* keyed_tries(match, scan, keyed, by_key[, anchor]) -> what checker._py_keyed_tries returns: try_all at the word
+ * starts under the keys of by_key ({key: longer strings}) where one of the key's longer strings follows, and that
+ * anchor_filter keeps. */
 static PyObject *keyed_tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 4 || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict)");
+    if ((nargs != 4 && nargs != 5) || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict[, anchor])");
         return NULL;
     }
     PyObject *result = NULL;
     Positions ps = {.n = 0, .cap = 64};
     ps.items = ps.small;
-    if (!collect_keyed(&ps, args[1], args[2], args[3])) result = try_all(args[0], args[1], ps.items, ps.n);
+    if (!collect_keyed(&ps, args[1], args[2], args[3]) &&
+        !(nargs == 5 && anchor_filter(&ps, args[1], args[2], args[4])))
+        result = try_all(args[0], args[1], ps.items, ps.n);
     positions_free(&ps);
     return result;
 }
 
 /* keyed_positions(scan, keyed, by_key) -> what checker._py_keyed_positions returns: the word starts keyed_tries
  * would try, ascending. */
-static int compare_positions(const void *a, const void *b) {
-    Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
-    return (x > y) - (x < y);
-}
 
 static PyObject *keyed_positions(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
@@ -702,9 +802,11 @@ static PyMethodDef methods[] = {
     {"keyed_positions", (PyCFunction)(void (*)(void))keyed_positions, METH_FASTCALL,
      "keyed_positions(scan, keyed, by_key) -> the ascending word starts keyed_tries would try"},
     {"keyed_tries", (PyCFunction)(void (*)(void))keyed_tries, METH_FASTCALL,
-     "keyed_tries(match, scan, keyed, by_key) -> tries at the word starts under by_key's keys and longer strings"},
+     "keyed_tries(match, scan, keyed, by_key[, anchor]) -> tries at the word starts under by_key's keys and longer "
+     "strings, where the anchor follows"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
-     "tries(match, scan, groups) -> leftmost non-overlapping matches tried at the positions in groups"},
+     "tries(match, scan, groups[, anchor, keyed]) -> leftmost non-overlapping matches tried at the positions in groups "
+     "where the anchor follows"},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
      "present(scan, subs) -> bytes: 1 for each string of subs found in scan"},
     {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},

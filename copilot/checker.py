@@ -289,7 +289,7 @@ class _Doc:
             elif starts is None:
                 found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()]
             else:
-                found = _matches_at(rx, self.scan, self.candidates(starts))
+                found = _matches_at(rx, self.scan, self.candidates(starts), self._keyed)
             self._found[key] = found
         return found
 
@@ -583,20 +583,54 @@ def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None =
         pos = m.end() if m.end() > m.start() else m.end() + 1
 
 
-def _matches_at(rx: re.Pattern[str], scan: str, groups: list[list[int]]) -> list[re.Match[str]]:
+def _matches_at(
+    rx: re.Pattern[str], scan: str, groups: list[list[int]], keyed: dict[str, list[int]]
+) -> list[re.Match[str]]:
     """What ``_finditer(rx, scan)`` yields when matches of ``rx`` can only start at the positions in ``groups``.
 
     Rather than searching every position of the text, a pattern whose matches begin with known strings (see
     _starts) is tried only where those strings begin a word (see _Doc.candidates). Keeping the earliest of
     overlapping matches, then the earliest after it, gives finditer's leftmost, non-overlapping matches.
     """
-    return _tries(rx.match, scan, groups)
+    return _tries(rx.match, scan, groups, _ANCHORS.get(id(rx)), keyed)
 
 
-def _py_tries(match: Any, scan: str, groups: list[list[int]]) -> list[re.Match[str]]:
-    """``_matches_at`` given the pattern's bound ``match``; copilot/_word_index.c's ``tries`` does the same in C."""
+def _py_tries(
+    match: Any,
+    scan: str,
+    groups: list[list[int]],
+    anchor: _Anchor | None = None,
+    keyed: dict[str, list[int]] | None = None,
+) -> list[re.Match[str]]:
+    """``_matches_at`` given the pattern's bound ``match``, tried only where its ``anchor`` follows (when given with
+    the text's ``keyed`` word starts); copilot/_word_index.c's ``tries`` does the same in C."""
+    if anchor is not None and keyed is not None:
+        groups = [_py_anchored(scan, keyed, anchor, [p for at in groups for p in at])]
     found = [m for at in groups for p in at if (m := match(scan, p)) is not None]
     return _leftmost(found) if len(found) > 1 else found
+
+
+def _py_anchored(scan: str, keyed: dict[str, list[int]], anchor: _Anchor, positions: list[int]) -> list[int]:
+    """The ``positions`` (in their order) after which one of the anchor's strings begins before the line ends, at
+    least the anchor's width after them (see _anchor_of)."""
+    if not positions:
+        return positions
+    width, by_key, others = anchor
+    found = set(_py_keyed_positions(scan, keyed, by_key))
+    for text in others:
+        at = scan.find(text)
+        while at != -1:
+            found.add(at)
+            at = scan.find(text, at + 1)
+    ahead = sorted(found)
+    kept = []
+    for p in positions:
+        if p < 0 or p > len(scan):
+            continue  # never a match there: nothing to try
+        i = bisect.bisect_left(ahead, p + width)
+        if i < len(ahead) and scan.find("\n", p, ahead[i]) == -1:
+            kept.append(p)
+    return kept
 
 
 def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[int]:
@@ -610,7 +644,9 @@ def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixe
     )
 
 
-def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[re.Match[str]]:
+def _py_keyed_tries(
+    match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes, anchor: _Anchor | None = None
+) -> list[re.Match[str]]:
     """``_py_tries`` at the word starts under the keys of ``by_key``, skipping those where none of the key's longer
     strings (see _longer_prefixes) follows; copilot/_word_index.c's ``keyed_tries`` does the same in C."""
     groups = []
@@ -618,7 +654,7 @@ def _py_keyed_tries(match: Any, scan: str, keyed: dict[str, list[int]], by_key: 
         at = keyed[key]
         longer = by_key[key]
         groups.append([p for p in at if scan.startswith(longer, p)] if longer else at)
-    return _py_tries(match, scan, groups)
+    return _py_tries(match, scan, groups, anchor, keyed)
 
 
 _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
@@ -724,7 +760,7 @@ class PhraseRule(Rule):
         scan = doc.scan
         keyed = doc._keyed
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
-        for rx, match, words, others, by_key, starts in self.parts:
+        for rx, match, words, others, by_key, starts, anchor in self.parts:
             missing = False
             for group in words:
                 if group not in sat:
@@ -735,12 +771,12 @@ class PhraseRule(Rule):
             if by_key is not None:
                 if others and not doc.may_match(others):
                     continue
-                more = _keyed_tries(match, scan, keyed, by_key)
+                more = _keyed_tries(match, scan, keyed, by_key, anchor)
             elif starts is not None:
                 groups = doc.candidates(starts)
                 if not groups or (others and not doc.may_match(others)):
                     continue
-                more = _tries(match, scan, groups)
+                more = _tries(match, scan, groups, anchor, keyed)
             else:
                 if others and not doc.may_match(others):
                     continue
@@ -1130,6 +1166,8 @@ _INFO: dict[int, tuple[_Needs, _Starts | None]] = {}
 _NO_INFO: tuple[_Needs, _Starts | None] = ((), None)
 # id -> the longer start strings by start string, for patterns whose start strings all have _START_SIZE characters.
 _BY_KEY: dict[int, _Prefixes] = {}
+# id -> the pattern's anchor (see _anchor_of), for patterns that have one.
+_ANCHORS: dict[int, _Anchor] = {}
 _INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
 
 
@@ -1159,6 +1197,11 @@ def _intern(source: str) -> re.Pattern[str]:
         _INFO[id(rx)] = (needs, starts)
         if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
             _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
+        if starts is not None and parsed is not None:
+            # A match is tried at a word start when its start strings all begin with a word character.
+            anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts))
+            if anchor is not None:
+                _ANCHORS[id(rx)] = anchor
     return rx
 
 
@@ -1550,17 +1593,19 @@ _MAX_STARTS = 128
 # one of them follows (most words starting "the" are "the", but "they", "them" and "then" start with it too).
 _PREFIX_SIZE = 8
 _Prefixes = dict[str, tuple[str, ...]]
+# (least characters before it, its strings that start a word by their first _START_SIZE as _Prefixes, the others)
+_Anchor = tuple[int, _Prefixes, tuple[str, ...]]
 # A phrase pattern as its rule scans it: the pattern and its bound match method, the required-word groups the text's
 # words alone decide, the other groups (with substrings to look for), the longer start strings by start string when
-# they all have _START_SIZE characters, and its starts.
-_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, _Prefixes | None, _Starts | None]
+# they all have _START_SIZE characters, its starts, and its anchor (see _anchor_of).
+_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, _Prefixes | None, _Starts | None, _Anchor | None]
 
 
 def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
     words = tuple(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
-    return rx, rx.match, words, others, _BY_KEY.get(id(rx)), starts
+    return rx, rx.match, words, others, _BY_KEY.get(id(rx)), starts, _ANCHORS.get(id(rx))
 
 
 def _longer_prefixes(parsed: Any, keys: tuple[str, ...]) -> _Prefixes:
@@ -1623,74 +1668,262 @@ def _head_size(text: str) -> int:
     return len(text)
 
 
-def _prefixes(items: list[tuple[Any, Any]], size: int = _START_SIZE) -> set[tuple[str, bool]] | None:
+def _prefixes(
+    items: list[tuple[Any, Any]], size: int = _START_SIZE, then: set[tuple[str, bool]] | None | bool = False
+) -> set[tuple[str, bool]] | None:
     """What a match of ``items`` starts with: (string, whether what follows ``items`` may extend it), each up to
-    ``size`` characters into its first word; None when unknown or more than _MAX_STARTS strings.
+    ``size`` characters into its first word; None when unknown or more than _MAX_STARTS strings. ``then``, when
+    not False, is this for what follows ``items`` (None: unknown), so the strings run on into it.
 
     A string stops growing before an item it cannot spell out (\\w, ., a negated set), yet still begins every
     match taking its path. Zero-width items (^, \\b, look-arounds) only restrict where a match starts: they add
     nothing.
     """
-    current = {("", True)}
-    for op, av in items:
-        name = str(op)
-        step: set[tuple[str, bool]] | None
-        if name == "LITERAL":
-            step = {(chr(av), True)}
-        elif name == "IN":
-            step = set()
-            for kind, value in av:
-                kind_name = str(kind)
-                if kind_name == "LITERAL":
-                    step.add((chr(value), True))
-                elif kind_name == "RANGE" and value[1] - value[0] < _MAX_STARTS:
-                    step.update((chr(c), True) for c in range(value[0], value[1] + 1))
-                else:
-                    step = None  # a category such as \w or \s, a negated set, ...
-                    break
-        elif name in ("AT", "ASSERT", "ASSERT_NOT"):
-            step = {("", True)}
-        elif name == "SUBPATTERN":
-            step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]), size)
-        elif name == "ATOMIC_GROUP":
-            step = _prefixes(list(av), size)
-        elif name == "BRANCH":
-            step = set()
-            for alternative in av[1]:
-                more = _prefixes(list(alternative), size)
-                if more is None:
-                    step = None
-                    break
-                step |= more
-        elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-            body = None if av[1] == 0 else _prefixes(list(av[2]), size)
-            if av[1] == 0:
-                step = {("", True)}
-            elif body is None or ("", False) in body:
-                step = None
-            else:
-                # The first repetition's start is known; whether another follows is not.
-                step = {(text, False) for text, _ in body if text}
-                if av[0] == 0 or ("", True) in body:
-                    step.add(("", True))
-        else:
-            step = None  # ., a back reference, a conditional, ...
-        grown: set[tuple[str, bool]] = set()
-        for text, open_ in current:
-            if not open_ or step is None:
-                grown.add((text, False))
-                continue
-            for more_text, more_open in step:
-                joined = text + more_text
-                # ``size`` characters of the first word, after any punctuation and spaces before it (", not")
-                limit = size + _head_size(joined)
-                grown.add((joined[:limit], more_open and len(joined) < limit))
-        if len(grown) > _MAX_STARTS:
+    current: set[tuple[str, bool]] = {("", True)}
+    for item in items:
+        grown = _grow(current, _step(item, size), size)
+        if grown is None:
             return None
+        if not any(open_ for _, open_ in grown):
+            return grown
         current = grown
-        if not any(open_ for _, open_ in current):
-            break
-    return current
+    if isinstance(then, bool):
+        return current
+    return _grow(current, then, size)
+
+
+def _step(item: tuple[Any, Any], size: int) -> set[tuple[str, bool]] | None:
+    """_prefixes of the one item."""
+    op, av = item
+    name = str(op)
+    step: set[tuple[str, bool]] | None
+    if name == "LITERAL":
+        step = {(chr(av), True)}
+    elif name == "IN":
+        step = set()
+        for kind, value in av:
+            kind_name = str(kind)
+            if kind_name == "LITERAL":
+                step.add((chr(value), True))
+            elif kind_name == "RANGE" and value[1] - value[0] < _MAX_STARTS:
+                step.update((chr(c), True) for c in range(value[0], value[1] + 1))
+            else:
+                step = None  # a category such as \w or \s, a negated set, ...
+                break
+    elif name in ("AT", "ASSERT", "ASSERT_NOT"):
+        step = {("", True)}
+    elif name == "SUBPATTERN":
+        step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]), size)
+    elif name == "ATOMIC_GROUP":
+        step = _prefixes(list(av), size)
+    elif name == "BRANCH":
+        step = set()
+        for alternative in av[1]:
+            more = _prefixes(list(alternative), size)
+            if more is None:
+                step = None
+                break
+            step |= more
+    elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
+        body = None if av[1] == 0 else _prefixes(list(av[2]), size)
+        if av[1] == 0:
+            step = {("", True)}
+        elif body is None or ("", False) in body:
+            step = None
+        else:
+            # The first repetition's start is known; whether another follows is not.
+            step = {(text, False) for text, _ in body if text}
+            if av[0] == 0 or ("", True) in body:
+                step.add(("", True))
+    else:
+        step = None  # ., a back reference, a conditional, ...
+    return step
+
+
+def _grow(
+    current: set[tuple[str, bool]], step: set[tuple[str, bool]] | None, size: int
+) -> set[tuple[str, bool]] | None:
+    """The strings of ``current`` that may grow, grown by those of what follows (``step``; None: unknown)."""
+    grown: set[tuple[str, bool]] = set()
+    for text, open_ in current:
+        if not open_ or step is None:
+            grown.add((text, False))
+            continue
+        for more_text, more_open in step:
+            joined = text + more_text
+            # ``size`` characters of the first word, after any punctuation and spaces before it (", not")
+            limit = size + _head_size(joined)
+            grown.add((joined[:limit], more_open and len(joined) < limit))
+    return None if len(grown) > _MAX_STARTS else grown
+
+
+# Anchors. Few of the places where a pattern can start hold a match: "the" starts the department-blame patterns, but
+# only a sentence where "messed up" or "dropped the ball" follows can hold one. A pattern whose matches cannot run
+# over a line break (the sentence ends in _Doc.scan) and hold, after what comes first, one of a set of strings, is
+# tried only where one of them follows before the line ends: its anchor. Where a pattern offers several (a string
+# after each of its parts, a string in each alternative of a part), the rarest-looking is kept: longest shortest
+# string, then fewest strings.
+_ZERO_WIDTH = ("AT", "ASSERT", "ASSERT_NOT")
+_REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
+# A string that starts a word costs a lookup among the text's few dozen word starts, however many there are; any
+# other is searched for through the whole text.
+_MAX_ANCHOR_SEARCHES = 8
+# An anchor as found: (least characters before it, {(string, whether it starts a word when it starts with one)}).
+_Found = tuple[int, set[tuple[str, bool]]]
+
+
+def _flat(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
+    """``items`` with each group that sets no flags replaced by what it holds (a group changes no match's text)."""
+    out: list[tuple[Any, Any]] = []
+    for op, av in items:
+        if str(op) == "SUBPATTERN" and not av[1] and not av[2]:
+            out.extend(_flat(list(av[-1])))
+        else:
+            out.append((op, av))
+    return out
+
+
+def _may_newline(item: tuple[Any, Any]) -> bool:
+    """Whether ``item`` may take a line break into its match (unknown items may)."""
+    op, av = item
+    name = str(op)
+    if name == "LITERAL":
+        return bool(av == 10)
+    if name in _ZERO_WIDTH or name == "ANY":  # without DOTALL, "." stops at a line break
+        return False
+    if name == "IN":
+        for kind, value in av:
+            kind_name = str(kind)
+            if kind_name == "LITERAL" and value == 10:
+                return True
+            if kind_name == "RANGE" and value[0] <= 10 <= value[1]:
+                return True
+            if kind_name == "NEGATE" or (
+                kind_name == "CATEGORY" and str(value) not in ("CATEGORY_WORD", "CATEGORY_DIGIT")
+            ):
+                return True
+        return False
+    if name in _REPEATS:
+        return any(_may_newline(i) for i in av[2])
+    if name == "SUBPATTERN":
+        return any(_may_newline(i) for i in av[-1])
+    if name == "ATOMIC_GROUP":
+        return any(_may_newline(i) for i in av)
+    if name == "BRANCH":
+        return any(_may_newline(i) for alt in av[1] for i in alt)
+    return True
+
+
+def _word_start_after(head: list[tuple[Any, Any]], at_word_start: bool) -> bool:
+    """Whether what follows a match of ``head`` starts a word whenever it starts with a word character (as it does
+    when ``head`` takes no characters and the match starts a word: ``at_word_start``)."""
+    for k in range(len(head) - 1, -1, -1):
+        item = head[k]
+        name = str(item[0])
+        if name in _ZERO_WIDTH:
+            continue
+        if _ends_nonword(item):
+            return True
+        body = list(item[1][2]) if name in _REPEATS else []
+        if name in _REPEATS and item[1][0] == 0 and body and _ends_nonword(body[-1]):
+            continue  # empty, or ending in a non-word character: the same question for what comes before
+        return False
+    return at_word_start
+
+
+def _anchor_word(text: str, word_start: bool) -> str | None:
+    """The part of an anchor string found by the text's word starts (its first word on, when that starts a word and
+    has _START_SIZE characters), or None: it is searched for."""
+    head = _head_size(text)
+    return text[head:] if len(text) - head >= _START_SIZE and (head or word_start) else None
+
+
+def _anchor_rank(strings: set[tuple[str, bool]]) -> tuple[int, int]:
+    # a string searched for counts as half its length
+    shortest = min(
+        min(len(text), _PREFIX_SIZE) if _anchor_word(text, word_start) is not None else len(text) // 2
+        for text, word_start in strings
+    )
+    return shortest, -len(strings)
+
+
+def _anchor_in(
+    items: list[tuple[Any, Any]],
+    at_word_start: bool,
+    state: Any,
+    then: set[tuple[str, bool]] | None | bool,
+    first: int,
+) -> _Found | None:
+    """The best anchor of ``items`` starting at or after item ``first``, given _prefixes of what follows them
+    (``then``). (At a pattern's start, the anchor would be its start strings: those are looked up already.)"""
+    n = len(items)
+    # _prefixes of items[k:] and what follows, from the right: each built on the next
+    after: list[set[tuple[str, bool]] | None | bool] = [False] * (n + 1)
+    after[n] = then
+    for k in range(n - 1, -1, -1):
+        after[k] = _prefixes([items[k]], _PREFIX_SIZE, after[k + 1])
+    best: _Found | None = None
+    for j in range(n - 1, -1, -1):
+        head = items[:j]
+        if any(_may_newline(i) for i in head):
+            continue
+        word_start = _word_start_after(head, at_word_start)
+        found: list[_Found] = []
+        starts = after[j]
+        # (inside a run of letters, the run's start tells more)
+        if j >= first and isinstance(starts, set) and not (j and str(items[j][0]) == "LITERAL" == str(items[j - 1][0])):
+            texts = {text for text, _ in starts}
+            if texts and all(len(text) >= 2 and "\n" not in text for text in texts):
+                width = _sre_parse.SubPattern(state, head).getwidth()[0]
+                found.append((width, {(t, word_start) for t in texts}))
+        if str(items[j][0]) == "BRANCH":
+            # one of the alternatives' own anchors, whichever alternative the match takes
+            # (an alternative starting the pattern starts with the pattern's start strings)
+            inner_first = first if j == 0 else 0
+            inner = [
+                _anchor_in(_flat(list(alt)), word_start, state, after[j + 1], inner_first) for alt in items[j][1][1]
+            ]
+            if inner and all(a is not None for a in inner):
+                width = _sre_parse.SubPattern(state, head).getwidth()[0]
+                found.append((width + min(a[0] for a in inner if a), {t for a in inner if a for t in a[1]}))
+        for candidate in found:
+            searched = sum(_anchor_word(text, word_start) is None for text, word_start in candidate[1])
+            if searched <= _MAX_ANCHOR_SEARCHES and (
+                best is None or _anchor_rank(candidate[1]) > _anchor_rank(best[1])
+            ):
+                best = candidate
+    return best
+
+
+def _anchor_of(parsed: Any, at_word_start: bool) -> _Anchor | None:
+    """The anchor of a parsed pattern, or None. ``at_word_start``: its matches are tried only at word starts."""
+    try:
+        found = _anchor_in(_flat(list(parsed)), at_word_start, parsed.state, False, 1)
+    except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the pattern unanchored
+        return None
+    if found is None:
+        return None
+    width, strings = found
+    by_key: dict[str, list[str]] = {}
+    others: set[str] = set()
+    for text, word_start in strings:
+        word = _anchor_word(text, word_start)
+        if word is None:
+            others.add(text)
+        else:
+            # where the string is, its word starts a word
+            by_key.setdefault(word[:_START_SIZE], []).append(word)
+    prefixes: _Prefixes = {}
+    for key, words in by_key.items():
+        # the key alone needs no longer string; one that extends another adds nothing
+        prefixes[key] = () if key in words else tuple(sorted(_shortest(words)))
+    return width, prefixes, tuple(sorted(_shortest(others)))
+
+
+def _shortest(texts: Iterable[str]) -> set[str]:
+    """The strings of ``texts`` that extend none of the others."""
+    unique = set(texts)
+    return {t for t in unique if not any(t != u and t.startswith(u) for u in unique)}
 
 
 def _case(example: str | ExampleCase) -> ExampleCase:

@@ -378,11 +378,16 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
             assert sorted(got) == sorted(expected), (rx.pattern[:80], text)
             spans = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected)]
             assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
+            anchor = checker._ANCHORS.get(id(rx))
+            anchored = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected, anchor, doc._keyed)]
+            assert [m.span() for m in c_tries(rx.match, doc.scan, got, anchor, doc._keyed)] == anchored
             compared += len(spans)
             if len(starts) == 1 and starts[0][0] == 3 and not starts[0][2]:
                 by_key = checker._BY_KEY[id(rx)]
                 want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)]
                 assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)] == want
+                want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key, anchor)]
+                assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key, anchor)] == want
                 at = checker._py_keyed_positions(doc.scan, doc._keyed, by_key)
                 assert _c("keyed_positions")(doc.scan, doc._keyed, by_key) == at
         assert c_short.keys() == py_short.keys() and all(
@@ -423,6 +428,13 @@ def test_the_c_loop_refuses_bad_arguments() -> None:
         c_candidates("a", {}, {}, ((3, "abc", ""),), 3)
     with pytest.raises(TypeError):
         c_candidates("a", {}, {}, ((3, ("abc",)),), 3)
+    for anchor in ((0, {}), (0, [], ()), ("0", {}, ()), (0, {}, ["a"]), (0, {}, (b"a",)), [0, {}, ()]):
+        with pytest.raises(TypeError):
+            c_tries(match, "a", [[0]], anchor, {"a": [0]})
+        with pytest.raises(TypeError):
+            c_keyed_tries(match, "a", {"a": [0]}, {"a": ()}, anchor)
+    with pytest.raises(TypeError):
+        c_tries(match, "a", [[0]], (0, {}, ()))  # an anchor needs the word starts
     with pytest.raises(ValueError, match="boom"):
 
         def boom(scan: str, pos: int) -> None:
@@ -514,3 +526,30 @@ def test_the_c_keyed_tries_filter_by_longer_strings_as_python_does(pieces: list[
         assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want
         at = checker._py_keyed_positions(text, keyed, by_key)
         assert _c("keyed_positions")(text, keyed, by_key) == at
+
+
+@settings(max_examples=600, deadline=None, database=None)
+@given(
+    st.lists(st.sampled_from(["the", "ball", "up", "messed", " ", "\n", "é", "€", "'s ", ", ", "x"]), max_size=24),
+    st.integers(min_value=0, max_value=9),
+    st.lists(st.sampled_from(["bal", "mes", "up ", "the", "€ x", "é b"]), max_size=3),
+    st.lists(st.sampled_from(["ball", "messed", "up ", "the €", "éb"]), max_size=2),
+    st.lists(st.sampled_from(["up", "'s", " b", "\n", "é", "€", "zz", "ll"]), max_size=3),
+)
+def test_the_c_anchor_filter_keeps_what_python_keeps(
+    pieces: list[str], width: int, keys: list[str], longer: list[str], others: list[str]
+) -> None:
+    text = "".join(pieces)
+    keyed = checker._word_index(text, 3, {})[1]
+    by_key = {key: tuple(t for t in longer if t.startswith(key)) for key in keys}
+    anchor = (width, by_key, tuple(others))
+    rx = re.compile(r"\w+")
+    # every position (out-of-range ones too), repeated, in several groups; one-byte and wider texts; line breaks
+    groups = [list(range(-1, len(text) + 2)), [0, 0, len(text)]]
+    want = [m.span() for m in checker._py_tries(rx.match, text, groups, anchor, keyed)]
+    assert [m.span() for m in _c("tries")(rx.match, text, groups, anchor, keyed)] == want
+    kept = checker._py_anchored(text, keyed, anchor, [p for at in groups for p in at])
+    assert all(0 <= p <= len(text) for p in kept)
+    for key in keys:
+        want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, {key: ()}, anchor)]
+        assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, {key: ()}, anchor)] == want

@@ -34,7 +34,7 @@ def _tried(rx: re.Pattern[str], doc: _Doc) -> list[tuple[int, int]] | None:
     starts = _INFO[id(rx)][1]
     if starts is None:
         return None
-    return [m.span() for m in checker._matches_at(rx, doc.scan, doc.candidates(starts))]
+    return [m.span() for m in checker._matches_at(rx, doc.scan, doc.candidates(starts), doc._keyed)]
 
 
 def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_finds() -> None:
@@ -60,7 +60,7 @@ def test_every_shipped_pattern_tried_only_before_its_longer_strings_finds_what_s
     skipped = 0
     for text in texts + replies:
         doc = _Doc(text)
-        for rx, _, _, _, by_key, _ in parts:
+        for rx, _, _, _, by_key, _, _ in parts:
             tried = checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)
             assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern[:80], text)
             skipped += sum(len(doc._keyed.get(k, ())) for k in by_key) - sum(
@@ -70,6 +70,109 @@ def test_every_shipped_pattern_tried_only_before_its_longer_strings_finds_what_s
                 if not longer or any(doc.scan.startswith(t, p) for t in longer)
             )
     assert skipped > 1000, "the longer strings rule out many word starts"
+
+
+def test_every_shipped_pattern_tried_only_where_its_anchor_follows_finds_what_searching_finds() -> None:
+    found = _checker()
+    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[6] is not None]
+    assert len(parts) > 150, "most phrase patterns have an anchor"
+    texts = random.Random(6).sample(list(labelled_texts()), 500)
+    replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
+    before = after = 0
+    for text in texts + replies:
+        doc = _Doc(text)
+        for rx, _, _, _, _, starts, anchor in parts:
+            at = [p for group in doc.candidates(starts) for p in group]
+            tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc._keyed)
+            assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern[:80], text)
+            before += len(at)
+            after += len(checker._py_anchored(doc.scan, doc._keyed, anchor, at))
+    assert after < before / 3, f"the anchors rule out most starts ({before:,} -> {after:,})"
+
+
+_ANCHOR_PIECES = st.sampled_from(
+    [
+        "the ",
+        "our ",
+        "(?:the|our) ",
+        "(?:[\\w-]+ ){0,2}?",
+        "(?: [\\w'-]+){0,3}?",
+        "\\w+ly ",
+        "(?:really )?",
+        "messed up",
+        "(?:messed|screwed) up",
+        "(?:up|down)",
+        "(?<!to )",
+        "(?!the )",
+        "'s fault",
+        "(?:'s)?",
+        " ",
+        "\\s",
+        ".",
+        "[^x]",
+        "\\n",
+        "$",
+        "^",
+        "(?:a|the ball|up)",
+        "(?:x|\\w+) ball",
+        "e-?mail",
+    ]
+)
+_ANCHOR_TEXT = st.sampled_from(
+    [
+        "the",
+        "our",
+        "ball",
+        "messed",
+        "screwed",
+        "up",
+        "down",
+        "really",
+        "to",
+        "'s",
+        "fault",
+        "x",
+        "e-mail",
+        "email",
+        "sadly",
+        " ",
+        " ",
+        "\n",
+        ".",
+        "-",
+        "é",
+    ]
+)
+
+
+@settings(max_examples=1500, deadline=None, database=None)
+@given(st.lists(_ANCHOR_PIECES, min_size=1, max_size=6), st.lists(_ANCHOR_TEXT, max_size=24))
+def test_a_pattern_tried_only_where_its_anchor_follows_finds_what_searching_finds(
+    pieces: list[str], words: list[str]
+) -> None:
+    # gaps of words, optional and alternative parts, look-arounds, line breaks that patterns may or may not cross
+    rx = checker._intern(f"(?:{''.join(pieces)}){checker._END_GUARD}")
+    starts = _INFO[id(rx)][1]
+    assume(starts is not None)
+    doc = _Doc("".join(words))
+    anchor = checker._ANCHORS.get(id(rx))
+    at = [p for group in doc.candidates(starts) for p in group]
+    tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc._keyed)
+    assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern, anchor)
+
+
+def test_anchors_are_found_after_gaps_and_in_each_alternative() -> None:
+    rx = checker._intern(
+        "(?:(?:the|our) (?:[\\w-]+ ){0,2}?(?:courier|driver)(?: [\\w'-]+){0,5}? (?:messed up|is to blame))"
+    )
+    width, by_key, others = checker._ANCHORS[id(rx)]
+    # the rarest part after the gap, not the nouns right after "the"
+    assert (width, by_key, others) == (len("the driver "), {"mes": ("messed u",), "is ": ("is to bl",)}, ())
+    # a line break between the parts: no match can take it, and none is tried
+    doc = _Doc("The courier\nmessed up.")
+    assert checker._py_anchored(doc.scan, doc._keyed, checker._ANCHORS[id(rx)], [0]) == []
+    # a pattern whose parts may take a line break gets no anchor past them
+    assert checker._ANCHORS.get(id(checker._intern("(?:the\\s+courier\\s+messed up)"))) is None
 
 
 _PIECES = st.sampled_from(
