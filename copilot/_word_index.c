@@ -309,28 +309,29 @@ static int has_newline(PyObject *scan, Py_ssize_t from, Py_ssize_t to) {
     return at == -2 ? -1 : at >= 0;
 }
 
-/* Keeps of ps the positions after which one of the anchor's strings begins before the line ends, at least its
- * width further on: what checker._py_anchored keeps. `anchor` is None (keep all) or (width, by_key, others). */
-static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *anchor) {
-    if (anchor == Py_None || ps->n == 0) return 0;
+/* Checks `anchor` is (width, by_key, others) and gives its width. */
+static int anchor_width(PyObject *anchor, PyObject *keyed, Py_ssize_t *width) {
     if (!PyTuple_Check(anchor) || PyTuple_GET_SIZE(anchor) != 3 || !PyDict_Check(PyTuple_GET_ITEM(anchor, 1)) ||
         !PyTuple_Check(PyTuple_GET_ITEM(anchor, 2)) || !PyDict_Check(keyed)) {
         PyErr_SetString(PyExc_TypeError, "anchor must be None or (width: int, by_key: dict, others: tuple[str])");
         return -1;
     }
-    Py_ssize_t width = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchor, 0));
-    if (width == -1 && PyErr_Occurred()) return -1;
+    *width = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchor, 0));
+    return *width == -1 && PyErr_Occurred() ? -1 : 0;
+}
+
+/* Where the anchor's strings are in scan, ascending, onto `ahead` (which may hold some already): what
+ * checker._py_anchor_hits returns (a checked anchor: see anchor_width). */
+static int anchor_offsets(Offsets *ahead, PyObject *scan, PyObject *keyed, PyObject *anchor) {
     PyObject *others = PyTuple_GET_ITEM(anchor, 2);
     Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
     int result = -1;
     Positions words = {.n = 0, .cap = 64};
     words.items = words.small;
-    Offsets ahead = {.n = 0, .cap = 64};
-    ahead.items = ahead.small;
     if (collect_keyed(&words, scan, keyed, PyTuple_GET_ITEM(anchor, 1))) goto done;
     for (Py_ssize_t i = 0; i < words.n; i++) {
         Py_ssize_t at = PyLong_AsSsize_t(words.items[i]);
-        if ((at == -1 && PyErr_Occurred()) || offsets_add(&ahead, at)) goto done;
+        if ((at == -1 && PyErr_Occurred()) || offsets_add(ahead, at)) goto done;
     }
     for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(others); t++) {
         PyObject *text = PyTuple_GET_ITEM(others, t);
@@ -340,12 +341,34 @@ static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObjec
         }
         Py_ssize_t at = PyUnicode_Find(scan, text, 0, n, 1);
         while (at >= 0) {
-            if (offsets_add(&ahead, at)) goto done;
+            if (offsets_add(ahead, at)) goto done;
             at = PyUnicode_Find(scan, text, at + 1, n, 1);
         }
         if (at == -2) goto done;
     }
-    qsort(ahead.items, (size_t)ahead.n, sizeof(Py_ssize_t), compare_positions);
+    qsort(ahead->items, (size_t)ahead->n, sizeof(Py_ssize_t), compare_positions);
+    /* a string that is also another's word may be found twice */
+    Py_ssize_t unique = 0;
+    for (Py_ssize_t i = 0; i < ahead->n; i++)
+        if (unique == 0 || ahead->items[unique - 1] != ahead->items[i]) ahead->items[unique++] = ahead->items[i];
+    ahead->n = unique;
+    result = 0;
+done:
+    positions_free(&words);
+    return result;
+}
+
+/* Keeps of ps the positions after which one of the anchor's strings begins before the line ends, at least its
+ * width further on: what checker._py_anchored keeps. `anchor` is None (keep all) or (width, by_key, others). */
+static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *anchor) {
+    if (anchor == Py_None || ps->n == 0) return 0;
+    Py_ssize_t width;
+    if (anchor_width(anchor, keyed, &width)) return -1;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
+    int result = -1;
+    Offsets ahead = {.n = 0, .cap = 64};
+    ahead.items = ahead.small;
+    if (anchor_offsets(&ahead, scan, keyed, anchor)) goto done;
     Py_ssize_t kept = 0;
     for (Py_ssize_t i = 0; i < ps->n; i++) {
         Py_ssize_t p = PyLong_AsSsize_t(ps->items[i]);
@@ -366,7 +389,31 @@ static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObjec
     ps->n = kept;
     result = 0;
 done:
-    positions_free(&words);
+    if (ahead.items != ahead.small) PyMem_Free(ahead.items);
+    return result;
+}
+
+/* anchor_hits(scan, keyed, anchor) -> what checker._py_anchor_hits returns. */
+static PyObject *anchor_hits(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    Py_ssize_t width;
+    if (nargs != 3 || !PyUnicode_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "anchor_hits(scan: str, keyed: dict, anchor: tuple)");
+        return NULL;
+    }
+    if (anchor_width(args[2], args[1], &width)) return NULL;
+    PyObject *result = NULL;
+    Offsets ahead = {.n = 0, .cap = 64};
+    ahead.items = ahead.small;
+    if (anchor_offsets(&ahead, args[0], args[1], args[2]) || (result = PyList_New(ahead.n)) == NULL) goto done;
+    for (Py_ssize_t i = 0; i < ahead.n; i++) {
+        PyObject *at = PyLong_FromSsize_t(ahead.items[i]);
+        if (at == NULL) {
+            Py_CLEAR(result);
+            goto done;
+        }
+        PyList_SET_ITEM(result, i, at);
+    }
+done:
     if (ahead.items != ahead.small) PyMem_Free(ahead.items);
     return result;
 }
@@ -807,6 +854,8 @@ static PyMethodDef methods[] = {
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
      "tries(match, scan, groups[, anchor, keyed]) -> leftmost non-overlapping matches tried at the positions in groups "
      "where the anchor follows"},
+    {"anchor_hits", (PyCFunction)(void (*)(void))anchor_hits, METH_FASTCALL,
+     "anchor_hits(scan, keyed, anchor) -> where the anchor's strings are, ascending"},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
      "present(scan, subs) -> bytes: 1 for each string of subs found in scan"},
     {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},

@@ -615,14 +615,8 @@ def _py_anchored(scan: str, keyed: dict[str, list[int]], anchor: _Anchor, positi
     least the anchor's width after them (see _anchor_of)."""
     if not positions:
         return positions
-    width, by_key, others = anchor
-    found = set(_py_keyed_positions(scan, keyed, by_key))
-    for text in others:
-        at = scan.find(text)
-        while at != -1:
-            found.add(at)
-            at = scan.find(text, at + 1)
-    ahead = sorted(found)
+    width = anchor[0]
+    ahead = _py_anchor_hits(scan, keyed, anchor)
     kept = []
     for p in positions:
         if p < 0 or p > len(scan):
@@ -644,6 +638,51 @@ def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixe
     )
 
 
+def _py_anchor_hits(scan: str, keyed: dict[str, list[int]], anchor: _Anchor) -> list[int]:
+    """Where the anchor's strings are in the text (a word's start for those found by the text's word starts),
+    ascending; copilot/_word_index.c's ``anchor_hits`` does the same in C."""
+    found = set(_py_keyed_positions(scan, keyed, anchor[1]))
+    for text in anchor[2]:
+        at = scan.find(text)
+        while at != -1:
+            found.add(at)
+            at = scan.find(text, at + 1)
+    return sorted(found)
+
+
+def _search(rx: re.Pattern[str], scan: str, anchor: _Anchor | None, keyed: dict[str, list[int]]) -> list[re.Match[str]]:
+    """The non-empty matches ``_finditer(rx, scan)`` yields, searched for only in the lines that hold the pattern's
+    anchor (a match starts on a line where its anchor follows: elsewhere there is nothing to find)."""
+    if anchor is None:
+        return [m for m in _finditer(rx, scan) if m.end() > m.start()]
+    found: list[re.Match[str]] = []
+    pos = 0
+    line_end = -1
+    for hit in _anchor_hits(scan, keyed, anchor):
+        if hit <= line_end:
+            continue  # on the line just searched
+        start = scan.rfind("\n", 0, hit) + 1
+        line_end = scan.find("\n", hit)
+        if line_end == -1:
+            line_end = len(scan)
+        pos = max(pos, start)
+        # finditer's matches from here, as long as they start on this line (one starting later is found again from
+        # the next line that can hold one: none starts in between)
+        while pos <= line_end:
+            m = rx.search(scan, pos)
+            if m is None:
+                return found
+            if m.start() > line_end:
+                break
+            if _mid_word(scan, m.start()):
+                pos = m.start() + 1
+                continue
+            if m.end() > m.start():
+                found.append(m)
+            pos = m.end() if m.end() > m.start() else m.end() + 1
+    return found
+
+
 def _py_keyed_tries(
     match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes, anchor: _Anchor | None = None
 ) -> list[re.Match[str]]:
@@ -663,6 +702,7 @@ _keyed_positions: Any = getattr(native.extension("_word_index"), "keyed_position
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
 _C_PRESENT: Any = getattr(native.extension("_word_index"), "present", None)
+_anchor_hits: Any = getattr(native.extension("_word_index"), "anchor_hits", None) or _py_anchor_hits
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -780,7 +820,7 @@ class PhraseRule(Rule):
             else:
                 if others and not doc.may_match(others):
                     continue
-                more = [m for m in _finditer(rx, scan) if m.end() > m.start()]
+                more = _search(rx, scan, anchor, keyed)
             if more:
                 found.extend(more)
                 hits += 1
@@ -1197,9 +1237,13 @@ def _intern(source: str) -> re.Pattern[str]:
         _INFO[id(rx)] = (needs, starts)
         if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
             _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
-        if starts is not None and parsed is not None:
-            # A match is tried at a word start when its start strings all begin with a word character.
-            anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts))
+        if parsed is not None:
+            # A match is tried at a word start when its start strings all begin with a word character; a pattern
+            # searched for may start anywhere, and its anchor may be its first strings.
+            if starts is None:
+                anchor = _anchor_of(parsed, False, 0)
+            else:
+                anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts), 1)
             if anchor is not None:
                 _ANCHORS[id(rx)] = anchor
     return rx
@@ -1895,10 +1939,11 @@ def _anchor_in(
     return best
 
 
-def _anchor_of(parsed: Any, at_word_start: bool) -> _Anchor | None:
-    """The anchor of a parsed pattern, or None. ``at_word_start``: its matches are tried only at word starts."""
+def _anchor_of(parsed: Any, at_word_start: bool, first: int) -> _Anchor | None:
+    """The anchor of a parsed pattern, or None. ``at_word_start``: its matches are tried only at word starts;
+    ``first``: the first of its items the anchor may start at (see _anchor_in)."""
     try:
-        found = _anchor_in(_flat(list(parsed)), at_word_start, parsed.state, False, 1)
+        found = _anchor_in(_flat(list(parsed)), at_word_start, parsed.state, False, first)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the pattern unanchored
         return None
     if found is None:

@@ -390,6 +390,10 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
                 assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key, anchor)] == want
                 at = checker._py_keyed_positions(doc.scan, doc._keyed, by_key)
                 assert _c("keyed_positions")(doc.scan, doc._keyed, by_key) == at
+        for anchor in {id(a): a for a in checker._ANCHORS.values()}.values():
+            assert _c("anchor_hits")(doc.scan, doc._keyed, anchor) == checker._py_anchor_hits(
+                doc.scan, doc._keyed, anchor
+            )
         assert c_short.keys() == py_short.keys() and all(
             {k: sorted(v) for k, v in c_short[n].items()} == {k: sorted(v) for k, v in py_short[n].items()}
             for n in c_short
@@ -433,8 +437,12 @@ def test_the_c_loop_refuses_bad_arguments() -> None:
             c_tries(match, "a", [[0]], anchor, {"a": [0]})
         with pytest.raises(TypeError):
             c_keyed_tries(match, "a", {"a": [0]}, {"a": ()}, anchor)
+        with pytest.raises(TypeError):
+            _c("anchor_hits")("a", {"a": [0]}, anchor)
     with pytest.raises(TypeError):
         c_tries(match, "a", [[0]], (0, {}, ()))  # an anchor needs the word starts
+    with pytest.raises(TypeError):
+        _c("anchor_hits")(b"a", {}, (0, {}, ()))
     with pytest.raises(ValueError, match="boom"):
 
         def boom(scan: str, pos: int) -> None:
@@ -548,6 +556,7 @@ def test_the_c_anchor_filter_keeps_what_python_keeps(
     groups = [list(range(-1, len(text) + 2)), [0, 0, len(text)]]
     want = [m.span() for m in checker._py_tries(rx.match, text, groups, anchor, keyed)]
     assert [m.span() for m in _c("tries")(rx.match, text, groups, anchor, keyed)] == want
+    assert _c("anchor_hits")(text, keyed, anchor) == checker._py_anchor_hits(text, keyed, anchor)
     kept = checker._py_anchored(text, keyed, anchor, [p for at in groups for p in at])
     assert all(0 <= p <= len(text) for p in kept)
     for key in keys:

@@ -74,8 +74,13 @@ def test_every_shipped_pattern_tried_only_before_its_longer_strings_finds_what_s
 
 def test_every_shipped_pattern_tried_only_where_its_anchor_follows_finds_what_searching_finds() -> None:
     found = _checker()
-    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[6] is not None]
-    assert len(parts) > 150, "most phrase patterns have an anchor"
+    parts = [
+        part
+        for rule in found.rules
+        for part in getattr(rule, "parts", ())
+        if part[5] is not None and part[6] is not None
+    ]
+    assert len(parts) > 150, "most phrase patterns tried where they can start have an anchor"
     texts = random.Random(6).sample(list(labelled_texts()), 500)
     replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
     before = after = 0
@@ -88,6 +93,25 @@ def test_every_shipped_pattern_tried_only_where_its_anchor_follows_finds_what_se
             before += len(at)
             after += len(checker._py_anchored(doc.scan, doc._keyed, anchor, at))
     assert after < before / 3, f"the anchors rule out most starts ({before:,} -> {after:,})"
+
+
+def test_every_shipped_pattern_searched_for_only_on_the_lines_holding_its_anchor_finds_what_searching_finds() -> None:
+    found = _checker()
+    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[5] is None]
+    anchored = [part for part in parts if part[6] is not None]
+    assert len(anchored) > 20, "most patterns searched for have an anchor"
+    texts = random.Random(7).sample(list(labelled_texts()), 500)
+    replies = ["\n".join(random.Random(i).sample(texts, 4)) for i in range(100)]
+    lines = skipped = 0
+    for text in texts + replies:
+        doc = _Doc(text)
+        for rx, _, _, _, _, _, anchor in anchored:
+            got = checker._search(rx, doc.scan, anchor, doc._keyed)
+            assert [m.span() for m in got] == _searched(rx, doc.scan), (rx.pattern[:80], text)
+            hits = checker._py_anchor_hits(doc.scan, doc._keyed, anchor)
+            lines += doc.scan.count("\n") + 1
+            skipped += doc.scan.count("\n") + 1 - len({doc.scan.rfind("\n", 0, q) for q in hits})
+    assert skipped > lines / 2, f"most lines are not searched ({skipped:,} of {lines:,})"
 
 
 _ANCHOR_PIECES = st.sampled_from(
@@ -161,6 +185,20 @@ def test_a_pattern_tried_only_where_its_anchor_follows_finds_what_searching_find
     assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern, anchor)
 
 
+@settings(max_examples=1500, deadline=None, database=None)
+@given(st.lists(_ANCHOR_PIECES, min_size=1, max_size=6), st.lists(_ANCHOR_TEXT, max_size=24))
+def test_a_pattern_searched_for_only_on_the_lines_holding_its_anchor_finds_what_searching_finds(
+    pieces: list[str], words: list[str]
+) -> None:
+    # the same patterns as if none could say where its matches start: the anchor may be its first strings
+    parsed = checker._sre_parse.parse("".join(pieces), checker._FLAG_BITS)
+    rx = re.compile("".join(pieces), checker._FLAGS)
+    anchor = checker._anchor_of(parsed, False, 0)
+    doc = _Doc("".join(words))
+    got = checker._search(rx, doc.scan, anchor, doc._keyed)
+    assert [m.span() for m in got] == _searched(rx, doc.scan), (rx.pattern, anchor)
+
+
 def test_anchors_are_found_after_gaps_and_in_each_alternative() -> None:
     rx = checker._intern(
         "(?:(?:the|our) (?:[\\w-]+ ){0,2}?(?:courier|driver)(?: [\\w'-]+){0,5}? (?:messed up|is to blame))"
@@ -171,8 +209,8 @@ def test_anchors_are_found_after_gaps_and_in_each_alternative() -> None:
     # a line break between the parts: no match can take it, and none is tried
     doc = _Doc("The courier\nmessed up.")
     assert checker._py_anchored(doc.scan, doc._keyed, checker._ANCHORS[id(rx)], [0]) == []
-    # a pattern whose parts may take a line break gets no anchor past them
-    assert checker._ANCHORS.get(id(checker._intern("(?:the\\s+courier\\s+messed up)"))) is None
+    # a pattern whose parts may take a line break gets no anchor past them: only its first word (it is searched for)
+    assert checker._ANCHORS[id(checker._intern("(?:the\\s+courier\\s+messed up)"))] == (0, {}, ("the",))
 
 
 _PIECES = st.sampled_from(
