@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import bisect
 import difflib
+import gc
 import hashlib
 import importlib
 import re
@@ -1283,7 +1284,7 @@ def _trie_items(state: Any, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any
     """``items`` with every alternation inside them regrouped (see _factored)."""
     out: list[tuple[Any, Any]] = []
     for op, av in items:
-        name = str(op)
+        name = op.name
         if name == "BRANCH":
             out.extend(_trie_branch(state, [_trie_items(state, list(alt)) for alt in av[1]]))
             continue
@@ -1450,7 +1451,7 @@ _WORD_SNAPSHOT: dict[str, list[int]] | None = None
 def _required_literals(parsed: Any) -> _Needs:
     """Numbered required-word groups of a parsed pattern (most selective first; empty = always run the pattern)."""
     try:
-        groups = _req_groups(list(parsed), True, False)
+        groups = _req_groups(_items(parsed), True, False)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
         return ()
     ranked = sorted(set(groups), key=_group_rank, reverse=True)
@@ -1520,10 +1521,11 @@ def _is_word_char(ch: str) -> bool:
 def _nonword_set(av: Any) -> bool:
     """True for a character class such as a space or [,;] that holds no word character."""
     for kind, value in av:
-        name, val = str(kind), str(value)
+        name = kind.name
         if name == "LITERAL" and not _is_word_char(chr(value)):
             continue
-        if name == "CATEGORY" and val in ("CATEGORY_SPACE", "CATEGORY_NOT_WORD", "CATEGORY_NOT_DIGIT"):
+        # (\D holds letters)
+        if name == "CATEGORY" and value.name in ("CATEGORY_SPACE", "CATEGORY_NOT_WORD"):
             continue
         return False
     return True
@@ -1532,19 +1534,19 @@ def _nonword_set(av: Any) -> bool:
 def _ends_nonword(item: tuple[Any, Any]) -> bool:
     """True when whatever follows ``item`` is preceded by a non-word character (or the start of a line)."""
     op, av = item
-    name = str(op)
+    name = op.name
     if name == "LITERAL":
         return not _is_word_char(chr(av))
     if name == "AT":
-        return str(av) in ("AT_BEGINNING", "AT_BEGINNING_LINE", "AT_BEGINNING_STRING", "AT_BOUNDARY")
+        return av.name in ("AT_BEGINNING", "AT_BEGINNING_LINE", "AT_BEGINNING_STRING", "AT_BOUNDARY")
     if name == "IN":
         return _nonword_set(av)
     if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        return av[0] >= 1 and bool(av[2]) and _ends_nonword(list(av[2])[-1])
+        return av[0] >= 1 and bool(av[2]) and _ends_nonword(_items(av[2])[-1])
     if name == "SUBPATTERN":
-        return bool(av[-1]) and _ends_nonword(list(av[-1])[-1])
+        return bool(av[-1]) and _ends_nonword(_items(av[-1])[-1])
     if name == "BRANCH":
-        return all(alt and _ends_nonword(list(alt)[-1]) for alt in av[1])
+        return all(alt and _ends_nonword(_items(alt)[-1]) for alt in av[1])
     if name == "ASSERT_NOT":
         return av[0] == -1 and _is_word_class(av[1])
     return False
@@ -1554,19 +1556,19 @@ def _starts_nonword(item: tuple[Any, Any]) -> bool:
     """True when whatever precedes ``item`` is followed by a non-word character (or the end of a line), as far as
     a word character just before it is concerned."""
     op, av = item
-    name = str(op)
+    name = op.name
     if name == "LITERAL":
         return not _is_word_char(chr(av))
     if name == "AT":
-        return str(av) in ("AT_END", "AT_END_LINE", "AT_END_STRING", "AT_BOUNDARY")
+        return av.name in ("AT_END", "AT_END_LINE", "AT_END_STRING", "AT_BOUNDARY")
     if name == "IN":
         return _nonword_set(av)
     if name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        return av[0] >= 1 and bool(av[2]) and _starts_nonword(list(av[2])[0])
+        return av[0] >= 1 and bool(av[2]) and _starts_nonword(_items(av[2])[0])
     if name == "SUBPATTERN":
-        return bool(av[-1]) and _starts_nonword(list(av[-1])[0])
+        return bool(av[-1]) and _starts_nonword(_items(av[-1])[0])
     if name == "BRANCH":
-        return all(alt and _starts_nonword(list(alt)[0]) for alt in av[1])
+        return all(alt and _starts_nonword(_items(alt)[0]) for alt in av[1])
     if name == "ASSERT_NOT":
         # (?!\w) says the next character is not a word character; (?<!\w) cannot hold after a word character.
         return _is_word_class(av[1])
@@ -1575,7 +1577,7 @@ def _starts_nonword(item: tuple[Any, Any]) -> bool:
 
 def _is_word_class(items: Any) -> bool:
     items = list(items)
-    return len(items) == 1 and str(items[0][0]) == "IN" and [str(v) for _, v in items[0][1]] == ["CATEGORY_WORD"]
+    return len(items) == 1 and items[0][0].name == "IN" and [v.name for _, v in items[0][1]] == ["CATEGORY_WORD"]
 
 
 def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> list[_Group]:
@@ -1593,28 +1595,28 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
     i = 0
     while i < n:
         op, av = items[i]
-        name = str(op)
+        name = op.name
         if name == "LITERAL":
             j = i
-            while j < n and str(items[j][0]) == "LITERAL":
+            while j < n and items[j][0].name == "LITERAL":
                 j += 1
             run = "".join(chr(v) for _, v in items[i:j])
             groups.append(_split_literals([(_LEFT if left(i) else "") + run + (_RIGHT if right(j) else "")]))
             i = j
             continue
         if name == "SUBPATTERN":
-            groups.extend(_req_groups(list(av[-1]), left(i), right(i + 1)))
+            groups.extend(_req_groups(_items(av[-1]), left(i), right(i + 1)))
         elif name == "ATOMIC_GROUP":
-            groups.extend(_req_groups(list(av), left(i), right(i + 1)))
+            groups.extend(_req_groups(_items(av), left(i), right(i + 1)))
         elif name == "BRANCH":
             # One match takes one alternative, so the alternatives' best groups together form one group.
-            best = [_req_best(_req_groups(list(alt), left(i), right(i + 1))) for alt in av[1]]
+            best = [_req_best(_req_groups(_items(alt), left(i), right(i + 1))) for alt in av[1]]
             if all(b is not None for b in best):
                 words = frozenset(w for b in best if b is not None for w in b[0])
                 subs = tuple(sorted({s for b in best if b is not None for s in b[1]}, key=len, reverse=True))
                 groups.append((words, subs))
         elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT") and av[0] >= 1:
-            body = list(av[2])
+            body = _items(av[2])
             # The first repetition follows what precedes the repeat; it ends before the next repetition or after it.
             end_ok = right(i + 1) if av[1] == 1 else right(i + 1) and bool(body) and _starts_nonword(body[0])
             groups.extend(_req_groups(body, left(i), end_ok))
@@ -1657,7 +1659,7 @@ def _longer_prefixes(parsed: Any, keys: tuple[str, ...]) -> _Prefixes:
     of the parsed pattern starting with it; () where they add nothing, or are unknown."""
     longer: set[str] | None = None
     try:
-        found = _prefixes(list(parsed), _PREFIX_SIZE)
+        found = _prefixes(_items(parsed), _PREFIX_SIZE)
         longer = None if found is None else {text for text, _ in found}
     except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the start strings alone
         longer = None
@@ -1680,7 +1682,7 @@ def _starts(parsed: Any) -> _Starts | None:
         # re skips ahead to a literal prefix itself, faster than trying each word that starts with it.
         if len(_sre_compiler._get_literal_prefix(parsed, _FLAG_BITS)[0]) >= _START_SIZE:
             return None
-        found = _prefixes(list(parsed))
+        found = _prefixes(_items(parsed))
     except Exception:  # noqa: BLE001 - any surprise in the private parser just disables the shortcut
         return None
     if found is None:
@@ -1706,6 +1708,8 @@ def _starts(parsed: Any) -> _Starts | None:
 
 def _head_size(text: str) -> int:
     """How many characters of ``text`` come before its first word character."""
+    if text and (text[0].isalnum() or text[0] == "_"):
+        return 0
     for i, ch in enumerate(text):
         if _is_word_char(ch):
             return i
@@ -1724,8 +1728,19 @@ def _prefixes(
     nothing.
     """
     current: set[tuple[str, bool]] = {("", True)}
-    for item in items:
-        grown = _grow(current, _step(item, size), size)
+    i, n = 0, len(items)
+    while i < n:
+        if items[i][0].name == "LITERAL":
+            # a run of letters in one step: the same strings as one letter at a time
+            j = i + 1
+            while j < n and items[j][0].name == "LITERAL":
+                j += 1
+            step: set[tuple[str, bool]] | None = {("".join(chr(av) for _, av in items[i:j]), True)}
+            i = j
+        else:
+            step = _step(items[i], size)
+            i += 1
+        grown = _grow(current, step, size)
         if grown is None:
             return None
         if not any(open_ for _, open_ in grown):
@@ -1736,17 +1751,33 @@ def _prefixes(
     return _grow(current, then, size)
 
 
+# _step's answers by the ids of the item's parts and the size, while _anchor_of works on one parsed pattern (it asks
+# again and again about the same word lists), whose tree holds the parts; empty otherwise.
+_STEPS: dict[tuple[int, int, int], set[tuple[str, bool]] | None] = {}
+_NEWLINES: dict[tuple[int, int, int], bool] = {}
+_STEPS_ON = False
+
+
 def _step(item: tuple[Any, Any], size: int) -> set[tuple[str, bool]] | None:
-    """_prefixes of the one item."""
+    """_prefixes of the one item (callers do not change what it returns)."""
+    if not _STEPS_ON:
+        return _step_of(item, size)
+    key = (id(item[0]), id(item[1]), size)
+    if key not in _STEPS:
+        _STEPS[key] = _step_of(item, size)
+    return _STEPS[key]
+
+
+def _step_of(item: tuple[Any, Any], size: int) -> set[tuple[str, bool]] | None:
     op, av = item
-    name = str(op)
+    name = op.name
     step: set[tuple[str, bool]] | None
     if name == "LITERAL":
         step = {(chr(av), True)}
     elif name == "IN":
         step = set()
         for kind, value in av:
-            kind_name = str(kind)
+            kind_name = kind.name
             if kind_name == "LITERAL":
                 step.add((chr(value), True))
             elif kind_name == "RANGE" and value[1] - value[0] < _MAX_STARTS:
@@ -1757,19 +1788,19 @@ def _step(item: tuple[Any, Any], size: int) -> set[tuple[str, bool]] | None:
     elif name in ("AT", "ASSERT", "ASSERT_NOT"):
         step = {("", True)}
     elif name == "SUBPATTERN":
-        step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(list(av[-1]), size)
+        step = None if av[1] & (re.IGNORECASE | re.LOCALE) else _prefixes(_items(av[-1]), size)
     elif name == "ATOMIC_GROUP":
-        step = _prefixes(list(av), size)
+        step = _prefixes(_items(av), size)
     elif name == "BRANCH":
         step = set()
         for alternative in av[1]:
-            more = _prefixes(list(alternative), size)
+            more = _prefixes(_items(alternative), size)
             if more is None:
                 step = None
                 break
             step |= more
     elif name in ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT"):
-        body = None if av[1] == 0 else _prefixes(list(av[2]), size)
+        body = None if av[1] == 0 else _prefixes(_items(av[2]), size)
         if av[1] == 0:
             step = {("", True)}
         elif body is None or ("", False) in body:
@@ -1793,10 +1824,11 @@ def _grow(
         if not open_ or step is None:
             grown.add((text, False))
             continue
+        head = _head_size(text)
         for more_text, more_open in step:
             joined = text + more_text
             # ``size`` characters of the first word, after any punctuation and spaces before it (", not")
-            limit = size + _head_size(joined)
+            limit = size + (head if head < len(text) else _head_size(joined))
             grown.add((joined[:limit], more_open and len(joined) < limit))
     return None if len(grown) > _MAX_STARTS else grown
 
@@ -1816,45 +1848,78 @@ _MAX_ANCHOR_SEARCHES = 8
 _Found = tuple[int, set[tuple[str, bool]]]
 
 
+def _items(sub: Any) -> list[tuple[Any, Any]]:
+    """The items of a parsed pattern or part, not to be changed (its own list: indexing a parsed pattern runs
+    Python)."""
+    data = getattr(sub, "data", None)
+    return data if isinstance(data, list) else list(sub)
+
+
+def _min_width(items: list[tuple[Any, Any]]) -> int:
+    """A lower bound on the characters a match of ``items`` takes (0 where unsure)."""
+    width = 0
+    for op, av in items:
+        name = op.name
+        if name in ("LITERAL", "NOT_LITERAL", "IN", "ANY"):
+            width += 1
+        elif name in _REPEATS:
+            width += av[0] * _min_width(_items(av[2]))
+        elif name == "SUBPATTERN":
+            width += _min_width(_items(av[-1]))
+        elif name == "BRANCH":
+            width += min(_min_width(_items(alt)) for alt in av[1]) if av[1] else 0
+    return width
+
+
 def _flat(items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
     """``items`` with each group that sets no flags replaced by what it holds (a group changes no match's text)."""
     out: list[tuple[Any, Any]] = []
-    for op, av in items:
-        if str(op) == "SUBPATTERN" and not av[1] and not av[2]:
-            out.extend(_flat(list(av[-1])))
+    for item in items:
+        av = item[1]
+        if item[0].name == "SUBPATTERN" and not av[1] and not av[2]:
+            out.extend(_flat(_items(av[-1])))
         else:
-            out.append((op, av))
+            out.append(item)
     return out
 
 
 def _may_newline(item: tuple[Any, Any]) -> bool:
     """Whether ``item`` may take a line break into its match (unknown items may)."""
+    if not _STEPS_ON:
+        return _newline_of(item)
+    key = (id(item[0]), id(item[1]), -1)
+    if key not in _NEWLINES:
+        _NEWLINES[key] = _newline_of(item)
+    return _NEWLINES[key]
+
+
+def _newline_of(item: tuple[Any, Any]) -> bool:
     op, av = item
-    name = str(op)
+    name = op.name
     if name == "LITERAL":
         return bool(av == 10)
     if name in _ZERO_WIDTH or name == "ANY":  # without DOTALL, "." stops at a line break
         return False
     if name == "IN":
         for kind, value in av:
-            kind_name = str(kind)
+            kind_name = kind.name
             if kind_name == "LITERAL" and value == 10:
                 return True
             if kind_name == "RANGE" and value[0] <= 10 <= value[1]:
                 return True
             if kind_name == "NEGATE" or (
-                kind_name == "CATEGORY" and str(value) not in ("CATEGORY_WORD", "CATEGORY_DIGIT")
+                kind_name == "CATEGORY" and value.name not in ("CATEGORY_WORD", "CATEGORY_DIGIT")
             ):
                 return True
         return False
     if name in _REPEATS:
-        return any(_may_newline(i) for i in av[2])
+        return any(_may_newline(i) for i in _items(av[2]))
     if name == "SUBPATTERN":
-        return any(_may_newline(i) for i in av[-1])
+        return any(_may_newline(i) for i in _items(av[-1]))
     if name == "ATOMIC_GROUP":
         return any(_may_newline(i) for i in av)
     if name == "BRANCH":
-        return any(_may_newline(i) for alt in av[1] for i in alt)
+        return any(_may_newline(i) for alt in av[1] for i in _items(alt))
     return True
 
 
@@ -1863,12 +1928,12 @@ def _word_start_after(head: list[tuple[Any, Any]], at_word_start: bool) -> bool:
     when ``head`` takes no characters and the match starts a word: ``at_word_start``)."""
     for k in range(len(head) - 1, -1, -1):
         item = head[k]
-        name = str(item[0])
+        name = item[0].name
         if name in _ZERO_WIDTH:
             continue
         if _ends_nonword(item):
             return True
-        body = list(item[1][2]) if name in _REPEATS else []
+        body = _items(item[1][2]) if name in _REPEATS else []
         if name in _REPEATS and item[1][0] == 0 and body and _ends_nonword(body[-1]):
             continue  # empty, or ending in a non-word character: the same question for what comes before
         return False
@@ -1901,34 +1966,42 @@ def _anchor_in(
     """The best anchor of ``items`` starting at or after item ``first``, given _prefixes of what follows them
     (``then``). (At a pattern's start, the anchor would be its start strings: those are looked up already.)"""
     n = len(items)
-    # _prefixes of items[k:] and what follows, from the right: each built on the next
-    after: list[set[tuple[str, bool]] | None | bool] = [False] * (n + 1)
-    after[n] = then
-    for k in range(n - 1, -1, -1):
-        after[k] = _prefixes([items[k]], _PREFIX_SIZE, after[k + 1])
+    names = [op.name for op, _ in items]
+    crossed = [False] * (n + 1)  # whether items[:j] may take a line break
+    widths = [0] * (n + 1)  # the least characters items[:j] take
+    for k in range(n):
+        crossed[k + 1] = crossed[k] or _may_newline(items[k])
+        widths[k + 1] = widths[k] + _min_width([items[k]])
+    known: dict[int, set[tuple[str, bool]] | None] = {}  # _prefixes of items[k:] and what follows
     best: _Found | None = None
     for j in range(n - 1, -1, -1):
-        head = items[:j]
-        if any(_may_newline(i) for i in head):
+        name = names[j]
+        # Where an anchor can begin: not inside a run of letters (the run's start tells more), nor at an item that may
+        # take nothing (what follows it tells more, as far in).
+        if crossed[j] or name in _ZERO_WIDTH or (name in _REPEATS and items[j][1][0] == 0):
             continue
+        here = j >= first and not (j and name == "LITERAL" == names[j - 1])
+        if not here and name != "BRANCH":
+            continue
+        head = items[:j]
         word_start = _word_start_after(head, at_word_start)
         found: list[_Found] = []
-        starts = after[j]
-        # (inside a run of letters, the run's start tells more)
-        if j >= first and isinstance(starts, set) and not (j and str(items[j][0]) == "LITERAL" == str(items[j - 1][0])):
-            texts = {text for text, _ in starts}
+        if here:
+            starts = _prefixes_from(items, j, then, known)
+            texts = {text for text, _ in starts} if starts else set()
             if texts and all(len(text) >= 2 and "\n" not in text for text in texts):
-                width = _sre_parse.SubPattern(state, head).getwidth()[0]
+                width = widths[j]
                 found.append((width, {(t, word_start) for t in texts}))
-        if str(items[j][0]) == "BRANCH":
+        if name == "BRANCH":
             # one of the alternatives' own anchors, whichever alternative the match takes
             # (an alternative starting the pattern starts with the pattern's start strings)
+            rest = _prefixes_from(items, j + 1, then, known) if j + 1 < n else then
             inner_first = first if j == 0 else 0
             inner = [
-                _anchor_in(_flat(list(alt)), word_start, state, after[j + 1], inner_first) for alt in items[j][1][1]
+                _anchor_of_alternative(_items(alt), word_start, state, rest, inner_first) for alt in items[j][1][1]
             ]
             if inner and all(a is not None for a in inner):
-                width = _sre_parse.SubPattern(state, head).getwidth()[0]
+                width = widths[j]
                 found.append((width + min(a[0] for a in inner if a), {t for a in inner if a for t in a[1]}))
         for candidate in found:
             searched = sum(_anchor_word(text, word_start) is None for text, word_start in candidate[1])
@@ -1939,13 +2012,52 @@ def _anchor_in(
     return best
 
 
+def _anchor_of_alternative(
+    items: list[tuple[Any, Any]],
+    at_word_start: bool,
+    state: Any,
+    then: set[tuple[str, bool]] | None | bool,
+    first: int,
+) -> _Found | None:
+    """_anchor_in for one alternative of a branch; a plain word (most of a word list) in one step."""
+    if first > 0 or not items or any(op.name != "LITERAL" for op, _ in items):
+        return _anchor_in(_flat(items), at_word_start, state, then, first)
+    word = _grow({("", True)}, {("".join(chr(value) for _, value in items), True)}, _PREFIX_SIZE)
+    starts = _grow(word, then, _PREFIX_SIZE) if word and not isinstance(then, bool) else word
+    texts = {text for text, _ in starts} if starts else set()
+    if not texts or any(len(text) < 2 or "\n" in text for text in texts):
+        return None
+    found = {(text, at_word_start) for text in texts}
+    if sum(_anchor_word(text, word_start) is None for text, word_start in found) > _MAX_ANCHOR_SEARCHES:
+        return None
+    return 0, found
+
+
+def _prefixes_from(
+    items: list[tuple[Any, Any]],
+    k: int,
+    then: set[tuple[str, bool]] | None | bool,
+    known: dict[int, set[tuple[str, bool]] | None],
+) -> set[tuple[str, bool]] | None:
+    """_prefixes of items[k:] and what follows them (``then``), remembered in ``known``."""
+    if k not in known:
+        known[k] = _prefixes(items[k:], _PREFIX_SIZE, then)
+    return known[k]
+
+
 def _anchor_of(parsed: Any, at_word_start: bool, first: int) -> _Anchor | None:
     """The anchor of a parsed pattern, or None. ``at_word_start``: its matches are tried only at word starts;
     ``first``: the first of its items the anchor may start at (see _anchor_in)."""
+    global _STEPS_ON
+    _STEPS_ON = True
     try:
-        found = _anchor_in(_flat(list(parsed)), at_word_start, parsed.state, False, first)
+        found = _anchor_in(_flat(_items(parsed)), at_word_start, parsed.state, False, first)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the pattern unanchored
         return None
+    finally:
+        _STEPS_ON = False
+        _STEPS.clear()  # the items' ids are only theirs while the parsed pattern lives
+        _NEWLINES.clear()
     if found is None:
         return None
     width, strings = found
@@ -2013,6 +2125,17 @@ class Checker:
 
         ``model`` replaces the file the classifier rules name (the trainer scores models it has not written yet).
         """
+        # Loading builds many small objects and keeps most: the collector's passes over them would be wasted work.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            return cls._load(directory, model)
+        finally:
+            if collecting:
+                gc.enable()
+
+    @classmethod
+    def _load(cls, directory: Path, model: SentenceModel | None) -> Checker:
         directory = Path(directory)
         if not directory.is_dir():
             raise DataFileError(directory, "rule folder not found", fix="pass the folder holding the checker's *.yaml")

@@ -562,3 +562,24 @@ def test_the_c_anchor_filter_keeps_what_python_keeps(
     for key in keys:
         want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, {key: ()}, anchor)]
         assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, {key: ()}, anchor)] == want
+
+
+_MANY_WORDS = [f"{a}{b}{c}" for a in "tsw" for b in "aeo" for c in "nrx"] + ["é€a", "the", "then"]
+
+
+@settings(max_examples=300, deadline=None, database=None)
+@given(
+    st.lists(st.sampled_from([*_MANY_WORDS, " ", ", ", "\n"]), max_size=60),
+    st.lists(st.sampled_from(_MANY_WORDS), min_size=9, max_size=30, unique=True),
+    st.sampled_from(["", "n", "n ", "x"]),
+)
+def test_the_c_keyed_lookups_of_many_keys_find_what_python_finds(pieces: list[str], keys: list[str], more: str) -> None:
+    # texts with many keys and patterns with many: the C side skips most lookups by the keys' hashes
+    text = " ".join(pieces)
+    keyed = checker._word_index(text, 3, {})[1]
+    by_key = {key: ((key + more,) if more else ()) for key in keys}
+    at = checker._py_keyed_positions(text, keyed, by_key)
+    assert _c("keyed_positions")(text, keyed, by_key) == at
+    rx = re.compile(r"\w+")
+    want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, by_key)]
+    assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want
