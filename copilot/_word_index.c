@@ -487,29 +487,6 @@ static int add_keyed(Positions *ps, PyObject *scan, PyObject *at, PyObject *long
 static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *by_key) {
     Py_ssize_t pos = 0;
     PyObject *key, *value;
-    if (PyDict_GET_SIZE(by_key) > 8 && PyDict_GET_SIZE(keyed) > 8) {
-        /* Both sides long: most of by_key's keys are not the text's. A bit per hash of the text's keys rules out
-         * those cheaply; only the others are looked up. */
-        uint64_t bits[16] = {0};
-        while (PyDict_Next(keyed, &pos, &key, &value)) {
-            Py_hash_t h = PyObject_Hash(key);
-            if (h == -1) return -1;
-            bits[((Py_uhash_t)h >> 6) & 15] |= (uint64_t)1 << ((Py_uhash_t)h & 63);
-        }
-        pos = 0;
-        while (PyDict_Next(by_key, &pos, &key, &value)) {
-            Py_hash_t h = PyObject_Hash(key);
-            if (h == -1) return -1;
-            if (!(bits[((Py_uhash_t)h >> 6) & 15] & ((uint64_t)1 << ((Py_uhash_t)h & 63)))) continue;
-            PyObject *at = PyDict_GetItemWithError(keyed, key); /* borrowed */
-            if (at == NULL) {
-                if (PyErr_Occurred()) return -1;
-                continue;
-            }
-            if (add_keyed(ps, scan, at, value)) return -1;
-        }
-        return 0;
-    }
     int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
     while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
         PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
