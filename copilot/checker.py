@@ -1577,7 +1577,10 @@ def _starts_nonword(item: tuple[Any, Any]) -> bool:
 
 def _is_word_class(items: Any) -> bool:
     items = list(items)
-    return len(items) == 1 and items[0][0].name == "IN" and [v.name for _, v in items[0][1]] == ["CATEGORY_WORD"]
+    if len(items) != 1 or items[0][0].name != "IN" or len(items[0][1]) != 1:
+        return False
+    kind, value = items[0][1][0]
+    return bool(kind.name == "CATEGORY" and value.name == "CATEGORY_WORD")
 
 
 def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> list[_Group]:
