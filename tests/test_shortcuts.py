@@ -377,3 +377,9 @@ def test_the_abbreviation_word_is_what_the_pattern_captures(pieces: list[str]) -
     for dot in (i + 1 for i, ch in enumerate(text) if ch == "."):
         m = checker._ABBREVIATION_WORD.search(text, max(0, dot - 12), dot)
         assert checker._abbreviation_word(text, dot) == (m.group(1) if m else ""), (text, dot)
+
+
+def test_look_arounds_are_read_for_word_boundaries_only_when_they_hold_just_a_word_character() -> None:
+    for source, nonword in [(r"(?!\w)", True), (r"(?<!\w)", True), (r"(?![\w'])", False), (r"(?!x)", False)]:
+        item = checker._items(checker._sre_parse.parse(source, checker._FLAG_BITS))[0]
+        assert checker._starts_nonword(item) is nonword, source
