@@ -1960,11 +1960,7 @@ def _anchor_rank(strings: set[tuple[str, bool]]) -> tuple[int, int]:
 
 
 def _anchor_in(
-    items: list[tuple[Any, Any]],
-    at_word_start: bool,
-    state: Any,
-    then: set[tuple[str, bool]] | None | bool,
-    first: int,
+    items: list[tuple[Any, Any]], at_word_start: bool, then: set[tuple[str, bool]] | None | bool, first: int
 ) -> _Found | None:
     """The best anchor of ``items`` starting at or after item ``first``, given _prefixes of what follows them
     (``then``). (At a pattern's start, the anchor would be its start strings: those are looked up already.)"""
@@ -2000,9 +1996,7 @@ def _anchor_in(
             # (an alternative starting the pattern starts with the pattern's start strings)
             rest = _prefixes_from(items, j + 1, then, known) if j + 1 < n else then
             inner_first = first if j == 0 else 0
-            inner = [
-                _anchor_of_alternative(_items(alt), word_start, state, rest, inner_first) for alt in items[j][1][1]
-            ]
+            inner = [_anchor_in(_flat(_items(alt)), word_start, rest, inner_first) for alt in items[j][1][1]]
             if inner and all(a is not None for a in inner):
                 width = widths[j]
                 found.append((width + min(a[0] for a in inner if a), {t for a in inner if a for t in a[1]}))
@@ -2013,27 +2007,6 @@ def _anchor_in(
             ):
                 best = candidate
     return best
-
-
-def _anchor_of_alternative(
-    items: list[tuple[Any, Any]],
-    at_word_start: bool,
-    state: Any,
-    then: set[tuple[str, bool]] | None | bool,
-    first: int,
-) -> _Found | None:
-    """_anchor_in for one alternative of a branch; a plain word (most of a word list) in one step."""
-    if first > 0 or not items or any(op.name != "LITERAL" for op, _ in items):
-        return _anchor_in(_flat(items), at_word_start, state, then, first)
-    word = _grow({("", True)}, {("".join(chr(value) for _, value in items), True)}, _PREFIX_SIZE)
-    starts = _grow(word, then, _PREFIX_SIZE) if word and not isinstance(then, bool) else word
-    texts = {text for text, _ in starts} if starts else set()
-    if not texts or any(len(text) < 2 or "\n" in text for text in texts):
-        return None
-    found = {(text, at_word_start) for text in texts}
-    if sum(_anchor_word(text, word_start) is None for text, word_start in found) > _MAX_ANCHOR_SEARCHES:
-        return None
-    return 0, found
 
 
 def _prefixes_from(
@@ -2054,7 +2027,7 @@ def _anchor_of(parsed: Any, at_word_start: bool, first: int) -> _Anchor | None:
     global _STEPS_ON
     _STEPS_ON = True
     try:
-        found = _anchor_in(_flat(_items(parsed)), at_word_start, parsed.state, False, first)
+        found = _anchor_in(_flat(_items(parsed)), at_word_start, False, first)
     except Exception:  # noqa: BLE001 - any surprise in the private parser just leaves the pattern unanchored
         return None
     finally:
