@@ -3,7 +3,7 @@
  * the text's words (groups is a dict checker.py never changes once given: a new one for each change) (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
  * the first `size` characters from there mapped to the ascending positions where they begin a word.
  *
- * The rest of the phrase rules' inner loop is here too (keyed_tries, candidates, tries, present) and the sentence
+ * The rest of the phrase rules' inner loop is here too (route, candidates, tries, present) and the sentence
  * scan (sentence_ends): what checker.py's _py_ functions of the same names do, without a Python object for each step.
  */
 #define PY_SSIZE_T_CLEAN
@@ -272,8 +272,6 @@ static void positions_free(Positions *ps) {
     if (ps->items != ps->small) PyMem_Free(ps->items);
 }
 
-static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *by_key);
-
 static int compare_positions(const void *a, const void *b) {
     Py_ssize_t x = *(const Py_ssize_t *)a, y = *(const Py_ssize_t *)b;
     return (x > y) - (x < y);
@@ -309,66 +307,75 @@ static int has_newline(PyObject *scan, Py_ssize_t from, Py_ssize_t to) {
     return at == -2 ? -1 : at >= 0;
 }
 
-/* Checks `anchor` is (width, by_key, others) and gives its width. */
-static int anchor_width(PyObject *anchor, PyObject *keyed, Py_ssize_t *width) {
-    if (!PyTuple_Check(anchor) || PyTuple_GET_SIZE(anchor) != 3 || !PyDict_Check(PyTuple_GET_ITEM(anchor, 1)) ||
-        !PyTuple_Check(PyTuple_GET_ITEM(anchor, 2)) || !PyDict_Check(keyed)) {
-        PyErr_SetString(PyExc_TypeError, "anchor must be None or (width: int, by_key: dict, others: tuple[str])");
+/* Checks `anchor` is (width, route, others) with a route `routed` holds, and gives its width and route. */
+static int anchor_parts(PyObject *anchor, PyObject *routed, Py_ssize_t *width, Py_ssize_t *route) {
+    if (!PyTuple_Check(anchor) || PyTuple_GET_SIZE(anchor) != 3 || !PyLong_Check(PyTuple_GET_ITEM(anchor, 1)) ||
+        !PyTuple_Check(PyTuple_GET_ITEM(anchor, 2)) || !PyList_Check(routed)) {
+        PyErr_SetString(PyExc_TypeError, "anchor must be None or (width: int, route: int, others: tuple[str]) "
+                                         "with routed a list");
         return -1;
     }
     *width = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchor, 0));
-    return *width == -1 && PyErr_Occurred() ? -1 : 0;
+    if (*width == -1 && PyErr_Occurred()) return -1;
+    *route = PyLong_AsSsize_t(PyTuple_GET_ITEM(anchor, 1));
+    if (*route == -1 && PyErr_Occurred()) return -1;
+    if (*route < 0 || *route >= PyList_GET_SIZE(routed)) {
+        PyErr_SetString(PyExc_IndexError, "anchor: a route the text was not routed for (loaded after it?)");
+        return -1;
+    }
+    return 0;
 }
 
 /* Where the anchor's strings are in scan, ascending, onto `ahead` (which may hold some already): what
- * checker._py_anchor_hits returns (a checked anchor: see anchor_width). */
-static int anchor_offsets(Offsets *ahead, PyObject *scan, PyObject *keyed, PyObject *anchor) {
+ * checker._py_anchor_hits returns (a checked anchor: see anchor_parts). */
+static int anchor_offsets(Offsets *ahead, PyObject *scan, PyObject *routed, PyObject *anchor, Py_ssize_t route) {
     PyObject *others = PyTuple_GET_ITEM(anchor, 2);
+    PyObject *words = PyList_GET_ITEM(routed, route);
     Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
-    int result = -1;
-    Positions words = {.n = 0, .cap = 64};
-    words.items = words.small;
-    if (collect_keyed(&words, scan, keyed, PyTuple_GET_ITEM(anchor, 1))) goto done;
-    for (Py_ssize_t i = 0; i < words.n; i++) {
-        Py_ssize_t at = PyLong_AsSsize_t(words.items[i]);
-        if ((at == -1 && PyErr_Occurred()) || offsets_add(ahead, at)) goto done;
+    if (words != Py_None) {
+        if (!PyList_Check(words)) {
+            PyErr_SetString(PyExc_TypeError, "anchor: routed holds None or lists of positions");
+            return -1;
+        }
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(words); i++) {
+            Py_ssize_t at = PyLong_AsSsize_t(PyList_GET_ITEM(words, i));
+            if ((at == -1 && PyErr_Occurred()) || offsets_add(ahead, at)) return -1;
+        }
     }
     for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(others); t++) {
         PyObject *text = PyTuple_GET_ITEM(others, t);
         if (!PyUnicode_Check(text)) {
             PyErr_SetString(PyExc_TypeError, "anchor: others must be a tuple of str");
-            goto done;
+            return -1;
         }
         Py_ssize_t at = PyUnicode_Find(scan, text, 0, n, 1);
         while (at >= 0) {
-            if (offsets_add(ahead, at)) goto done;
+            if (offsets_add(ahead, at)) return -1;
             at = PyUnicode_Find(scan, text, at + 1, n, 1);
         }
-        if (at == -2) goto done;
+        if (at == -2) return -1;
     }
+    if (PyTuple_GET_SIZE(others) == 0) return 0; /* a route's positions are ascending and distinct already */
     qsort(ahead->items, (size_t)ahead->n, sizeof(Py_ssize_t), compare_positions);
     /* a string that is also another's word may be found twice */
     Py_ssize_t unique = 0;
     for (Py_ssize_t i = 0; i < ahead->n; i++)
         if (unique == 0 || ahead->items[unique - 1] != ahead->items[i]) ahead->items[unique++] = ahead->items[i];
     ahead->n = unique;
-    result = 0;
-done:
-    positions_free(&words);
-    return result;
+    return 0;
 }
 
 /* Keeps of ps the positions after which one of the anchor's strings begins before the line ends, at least its
- * width further on: what checker._py_anchored keeps. `anchor` is None (keep all) or (width, by_key, others). */
-static int anchor_filter(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *anchor) {
+ * width further on: what checker._py_anchored keeps. `anchor` is None (keep all) or (width, route, others). */
+static int anchor_filter(Positions *ps, PyObject *scan, PyObject *routed, PyObject *anchor) {
     if (anchor == Py_None || ps->n == 0) return 0;
-    Py_ssize_t width;
-    if (anchor_width(anchor, keyed, &width)) return -1;
+    Py_ssize_t width, route;
+    if (anchor_parts(anchor, routed, &width, &route)) return -1;
     Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
     int result = -1;
     Offsets ahead = {.n = 0, .cap = 64};
     ahead.items = ahead.small;
-    if (anchor_offsets(&ahead, scan, keyed, anchor)) goto done;
+    if (anchor_offsets(&ahead, scan, routed, anchor, route)) goto done;
     Py_ssize_t kept = 0;
     for (Py_ssize_t i = 0; i < ps->n; i++) {
         Py_ssize_t p = PyLong_AsSsize_t(ps->items[i]);
@@ -393,18 +400,18 @@ done:
     return result;
 }
 
-/* anchor_hits(scan, keyed, anchor) -> what checker._py_anchor_hits returns. */
+/* anchor_hits(scan, routed, anchor) -> what checker._py_anchor_hits returns. */
 static PyObject *anchor_hits(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    Py_ssize_t width;
+    Py_ssize_t width, route;
     if (nargs != 3 || !PyUnicode_Check(args[0])) {
-        PyErr_SetString(PyExc_TypeError, "anchor_hits(scan: str, keyed: dict, anchor: tuple)");
+        PyErr_SetString(PyExc_TypeError, "anchor_hits(scan: str, routed: list, anchor: tuple)");
         return NULL;
     }
-    if (anchor_width(args[2], args[1], &width)) return NULL;
+    if (anchor_parts(args[2], args[1], &width, &route)) return NULL;
     PyObject *result = NULL;
     Offsets ahead = {.n = 0, .cap = 64};
     ahead.items = ahead.small;
-    if (anchor_offsets(&ahead, args[0], args[1], args[2]) || (result = PyList_New(ahead.n)) == NULL) goto done;
+    if (anchor_offsets(&ahead, args[0], args[1], args[2], route) || (result = PyList_New(ahead.n)) == NULL) goto done;
     for (Py_ssize_t i = 0; i < ahead.n; i++) {
         PyObject *at = PyLong_FromSsize_t(ahead.items[i]);
         if (at == NULL) {
@@ -418,11 +425,11 @@ done:
     return result;
 }
 
-/* tries(match, scan, groups[, anchor, keyed]) -> what checker._py_tries returns: try_all at every position in
+/* tries(match, scan, groups[, anchor, routed]) -> what checker._py_tries returns: try_all at every position in
  * `groups` (lists of ints) that anchor_filter keeps. */
 static PyObject *tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
     if ((nargs != 3 && nargs != 5) || !PyUnicode_Check(args[1]) || !PyList_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]][, anchor, keyed: dict])");
+        PyErr_SetString(PyExc_TypeError, "tries(match, scan: str, groups: list[list[int]][, anchor, routed: list])");
         return NULL;
     }
     PyObject *groups = args[2], *result = NULL;
@@ -454,103 +461,270 @@ static int starts_with(PyObject *scan, PyObject *prefix, Py_ssize_t p) {
     return (int)PyUnicode_Tailmatch(scan, prefix, p, n, -1);
 }
 
-/* The word starts under `key` (in keyed) where one of `longer` follows (all of them when it is empty) onto ps. */
-static int add_keyed(Positions *ps, PyObject *scan, PyObject *at, PyObject *longer) {
-    if (!PyList_Check(at) || !PyTuple_Check(longer)) {
-        PyErr_SetString(PyExc_TypeError, "keyed_tries: keyed holds lists, by_key tuples of str");
+/* The route table compiled, for the last (table, count) given (checker.py only adds routes to its table, counting
+ * each after adding it, so a table compiled for a count holds all the routes below it). For each key, the routes wanting its word starts and, when the key
+ * and all its longer strings are one-byte and short enough, a bit mask of those routes for each longer string, so a
+ * one-byte text's word start is tested once for each string length rather than once for each longer string of each
+ * route. */
+typedef struct {
+    uint64_t code; /* the string's bytes, the first in the lowest */
+    Py_ssize_t len;
+    uint64_t mask; /* bit i: routes[i] has this longer string */
+} Longer;
+
+typedef struct {
+    PyObject *key;     /* NULL marks an empty slot */
+    Py_hash_t hash;
+    PyObject *entries; /* ((route, longer strings), ...), held: the table may be given a new tuple for the key */
+    Py_ssize_t n;      /* routes below count, in entries' order */
+    Py_ssize_t *routes;
+    int fast;          /* the masks below apply */
+    uint64_t always;   /* routes taking every start under the key */
+    Py_ssize_t nlonger;
+    Longer *longer;    /* by (len, code) */
+    Py_ssize_t nlens, lens[9]; /* where each length's strings start in longer, and nlonger after the last */
+} KeyRoutes;
+
+static PyObject *routes_table;
+static Py_ssize_t routes_count = -1, routes_slots;
+static KeyRoutes *routes_by_key;
+
+static void routes_free(KeyRoutes *keys, Py_ssize_t slots) {
+    if (keys == NULL) return;
+    for (Py_ssize_t i = 0; i < slots; i++) {
+        Py_XDECREF(keys[i].key);
+        Py_XDECREF(keys[i].entries);
+        PyMem_Free(keys[i].routes);
+        PyMem_Free(keys[i].longer);
+    }
+    PyMem_Free(keys);
+}
+
+static int compare_longer(const void *a, const void *b) {
+    const Longer *x = a, *y = b;
+    if (x->len != y->len) return (x->len > y->len) - (x->len < y->len);
+    return (x->code > y->code) - (x->code < y->code);
+}
+
+/* The first `len` (at most 8) bytes at `data`, the first in the lowest. */
+static inline uint64_t pack(const Py_UCS1 *data, Py_ssize_t len) {
+    uint64_t code = 0;
+    for (Py_ssize_t i = len - 1; i >= 0; i--) code = (code << 8) | data[i];
+    return code;
+}
+
+/* Compiles one key's entries into `k`; slow (no masks) when something does not fit them. */
+static int compile_key(KeyRoutes *k, PyObject *key, PyObject *entries, Py_ssize_t count) {
+    if (!PyTuple_Check(entries)) {
+        PyErr_SetString(PyExc_TypeError, "route: table values must be tuples of (route, longer strings)");
         return -1;
     }
-    Py_ssize_t many = PyTuple_GET_SIZE(longer);
-    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
-        PyObject *pos = PyList_GET_ITEM(at, i);
-        int ok = many == 0;
-        if (!ok) {
-            Py_ssize_t p = PyLong_AsSsize_t(pos);
-            if (p == -1 && PyErr_Occurred()) return -1;
-            for (Py_ssize_t t = 0; t < many && !ok; t++) {
-                PyObject *prefix = PyTuple_GET_ITEM(longer, t);
-                if (!PyUnicode_Check(prefix)) {
-                    PyErr_SetString(PyExc_TypeError, "keyed_tries: by_key holds tuples of str");
-                    return -1;
+    Py_ssize_t many = PyTuple_GET_SIZE(entries), strings = 0;
+    k->key = Py_NewRef(key), k->entries = Py_NewRef(entries), k->n = 0, k->always = 0, k->nlonger = 0;
+    k->routes = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(many ? many : 1));
+    if (k->routes == NULL) return PyErr_NoMemory(), -1;
+    k->fast = PyUnicode_KIND(key) == PyUnicode_1BYTE_KIND;
+    for (Py_ssize_t e = 0; e < many; e++) {
+        PyObject *entry = PyTuple_GET_ITEM(entries, e);
+        if (!PyTuple_Check(entry) || PyTuple_GET_SIZE(entry) != 2 || !PyTuple_Check(PyTuple_GET_ITEM(entry, 1))) {
+            PyErr_SetString(PyExc_TypeError, "route: table entries must be (route: int, longer: tuple[str])");
+            return -1;
+        }
+        Py_ssize_t r = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        if (r == -1 && PyErr_Occurred()) return -1;
+        if (r < 0) {
+            PyErr_SetString(PyExc_ValueError, "route: routes are numbered from 0");
+            return -1;
+        }
+        PyObject *longer = PyTuple_GET_ITEM(entry, 1);
+        for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(longer); t++) {
+            PyObject *text = PyTuple_GET_ITEM(longer, t);
+            if (!PyUnicode_Check(text)) {
+                PyErr_SetString(PyExc_TypeError, "route: the table's longer strings must be str");
+                return -1;
+            }
+            if (PyUnicode_KIND(text) != PyUnicode_1BYTE_KIND || PyUnicode_GET_LENGTH(text) > 8 ||
+                PyUnicode_GET_LENGTH(text) == 0)
+                k->fast = 0;
+        }
+        if (r >= count) continue; /* numbered after the text was routed for count routes */
+        k->routes[k->n++] = r;
+        strings += PyTuple_GET_SIZE(longer);
+    }
+    if (k->n > 64) k->fast = 0;
+    if (!k->fast) return 0;
+    k->longer = PyMem_Malloc(sizeof(Longer) * (size_t)(strings ? strings : 1));
+    if (k->longer == NULL) return PyErr_NoMemory(), -1;
+    Py_ssize_t i = 0;
+    for (Py_ssize_t e = 0; e < many; e++) {
+        PyObject *entry = PyTuple_GET_ITEM(entries, e), *longer = PyTuple_GET_ITEM(entry, 1);
+        Py_ssize_t r = PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0));
+        if (r >= count) continue;
+        uint64_t bit = (uint64_t)1 << i++;
+        if (PyTuple_GET_SIZE(longer) == 0) k->always |= bit;
+        for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(longer); t++) {
+            PyObject *text = PyTuple_GET_ITEM(longer, t);
+            Py_ssize_t len = PyUnicode_GET_LENGTH(text);
+            uint64_t code = pack(PyUnicode_1BYTE_DATA(text), len);
+            Py_ssize_t j = 0;
+            while (j < k->nlonger && !(k->longer[j].len == len && k->longer[j].code == code)) j++;
+            if (j == k->nlonger) k->longer[k->nlonger++] = (Longer){code, len, 0};
+            k->longer[j].mask |= bit;
+        }
+    }
+    qsort(k->longer, (size_t)k->nlonger, sizeof(Longer), compare_longer);
+    k->nlens = 0;
+    for (Py_ssize_t j = 0; j < k->nlonger; j++)
+        if (j == 0 || k->longer[j].len != k->longer[j - 1].len) k->lens[k->nlens++] = j;
+    k->lens[k->nlens] = k->nlonger;
+    return 0;
+}
+
+static int build_routes(PyObject *table, Py_ssize_t count) {
+    Py_ssize_t slots = 16;
+    while (slots < PyDict_GET_SIZE(table) * 2 + 1) slots <<= 1;
+    KeyRoutes *keys = PyMem_Calloc((size_t)slots, sizeof(KeyRoutes));
+    if (keys == NULL) return PyErr_NoMemory(), -1;
+    Py_ssize_t pos = 0;
+    PyObject *key, *entries;
+    while (PyDict_Next(table, &pos, &key, &entries)) {
+        if (!PyUnicode_Check(key)) {
+            PyErr_SetString(PyExc_TypeError, "route: table keys must be str");
+            goto fail;
+        }
+        Py_hash_t hash = PyObject_Hash(key);
+        if (hash == -1) goto fail;
+        Py_ssize_t slot = (Py_ssize_t)((uint64_t)hash & (uint64_t)(slots - 1));
+        while (keys[slot].key) slot = (slot + 1) & (slots - 1);
+        keys[slot].hash = hash;
+        if (compile_key(&keys[slot], key, entries, count)) goto fail;
+    }
+    routes_free(routes_by_key, routes_slots);
+    routes_by_key = keys, routes_slots = slots, routes_count = count;
+    Py_INCREF(table);
+    Py_XSETREF(routes_table, table);
+    return 0;
+fail:
+    routes_free(keys, slots);
+    return -1;
+}
+
+/* The compiled routes of `key`, or NULL when the table has none. */
+static KeyRoutes *routes_of(PyObject *key) {
+    Py_hash_t hash = PyObject_Hash(key);
+    if (hash == -1) {
+        PyErr_Clear(); /* a str's hash never fails */
+        return NULL;
+    }
+    Py_ssize_t slot = (Py_ssize_t)((uint64_t)hash & (uint64_t)(routes_slots - 1));
+    while (routes_by_key[slot].key) {
+        KeyRoutes *k = &routes_by_key[slot];
+        if (k->key == key || (k->hash == hash && PyUnicode_GET_LENGTH(k->key) == PyUnicode_GET_LENGTH(key) &&
+                              PyUnicode_Compare(k->key, key) == 0))
+            return k;
+        slot = (slot + 1) & (routes_slots - 1);
+    }
+    return NULL;
+}
+
+/* Appends `pos` to routed[route] (a list made on the first); marks the route in `sort` when it had starts from
+ * another key, which leaves it out of order. */
+static int route_add(PyObject *routed, Py_ssize_t route, PyObject *pos, Py_ssize_t *key_of, Py_ssize_t key,
+                     unsigned char *sort) {
+    PyObject *found = PyList_GET_ITEM(routed, route);
+    if (found == Py_None) {
+        if ((found = PyList_New(0)) == NULL) return -1;
+        PyList_SET_ITEM(routed, route, found); /* takes the new list's reference; None's is dropped here */
+        Py_DECREF(Py_None);
+    } else if (key_of[route] != key) {
+        sort[route] = 1;
+    }
+    key_of[route] = key;
+    return PyList_Append(found, pos);
+}
+
+/* route(scan, keyed, table, count) -> what checker._py_route returns: for each of `count` routes, None or the
+ * ascending word starts of keyed ({key: [positions]}) that table ({key: ((route, longer strings), ...)}) sends it,
+ * kept where one of the longer strings follows; routes from count on are left out. Each text key is looked up once,
+ * however many routes want it. */
+static PyObject *route(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs != 4 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        !PyLong_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError, "route(scan: str, keyed: dict, table: dict, count: int)");
+        return NULL;
+    }
+    PyObject *scan = args[0], *keyed = args[1], *table = args[2];
+    Py_ssize_t count = PyLong_AsSsize_t(args[3]);
+    if (count < 0) {
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "route: count must be >= 0");
+        return NULL;
+    }
+    if ((table != routes_table || count != routes_count) && build_routes(table, count)) return NULL;
+    PyObject *routed = PyList_New(count);
+    if (routed == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < count; i++) PyList_SET_ITEM(routed, i, Py_NewRef(Py_None));
+    unsigned char *sort = PyMem_Calloc((size_t)(count ? count : 1), 1);
+    Py_ssize_t *key_of = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(count ? count : 1));
+    if (sort == NULL || key_of == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    int one_byte = PyUnicode_KIND(scan) == PyUnicode_1BYTE_KIND;
+    const Py_UCS1 *data = one_byte ? PyUnicode_1BYTE_DATA(scan) : NULL;
+    Py_ssize_t n = PyUnicode_GET_LENGTH(scan), pos = 0, nkey = 0;
+    PyObject *key, *at;
+    while (PyDict_Next(keyed, &pos, &key, &at)) {
+        nkey++;
+        if (!PyUnicode_Check(key) || !PyList_Check(at)) {
+            PyErr_SetString(PyExc_TypeError, "route: keyed must map str keys to lists of positions");
+            goto fail;
+        }
+        KeyRoutes *k = routes_of(key);
+        if (k == NULL || k->n == 0) continue;
+        for (Py_ssize_t i = 0; i < PyList_GET_SIZE(at); i++) {
+            PyObject *item = PyList_GET_ITEM(at, i);
+            Py_ssize_t p = PyLong_AsSsize_t(item);
+            if (p == -1 && PyErr_Occurred()) goto fail;
+            if (k->fast && one_byte) {
+                uint64_t mask = k->always;
+                for (Py_ssize_t g = 0; g < k->nlens; g++) {
+                    /* the strings of one length: the text's bytes there looked up among them */
+                    Py_ssize_t lo = k->lens[g], hi = k->lens[g + 1], len = k->longer[lo].len;
+                    if (p < 0 || len > n - p) break; /* longer ones do not fit either */
+                    uint64_t code = pack(data + p, len);
+                    while (lo < hi) {
+                        Py_ssize_t mid = lo + (hi - lo) / 2;
+                        if (k->longer[mid].code < code) lo = mid + 1;
+                        else hi = mid;
+                    }
+                    if (lo < k->lens[g + 1] && k->longer[lo].code == code) mask |= k->longer[lo].mask;
                 }
-                ok = starts_with(scan, prefix, p);
-                if (ok < 0) return -1;
+                for (Py_ssize_t b = 0; mask; b++, mask >>= 1)
+                    if ((mask & 1) && route_add(routed, k->routes[b], item, key_of, nkey, sort)) goto fail;
+                continue;
+            }
+            Py_ssize_t r = 0;
+            for (Py_ssize_t e = 0; e < PyTuple_GET_SIZE(k->entries); e++) {
+                PyObject *entry = PyTuple_GET_ITEM(k->entries, e), *longer = PyTuple_GET_ITEM(entry, 1);
+                if (PyLong_AsSsize_t(PyTuple_GET_ITEM(entry, 0)) >= count) continue;
+                int ok = PyTuple_GET_SIZE(longer) == 0;
+                for (Py_ssize_t t = 0; t < PyTuple_GET_SIZE(longer) && !ok; t++)
+                    if ((ok = starts_with(scan, PyTuple_GET_ITEM(longer, t), p)) < 0) goto fail;
+                if (ok && route_add(routed, k->routes[r], item, key_of, nkey, sort)) goto fail;
+                r++;
             }
         }
-        if (ok && positions_add(ps, pos)) return -1;
     }
-    return 0;
-}
-
-/* The word starts under the keys of by_key where one of the key's longer strings follows, onto ps. Looks up
- * whichever side is smaller: a text has a few dozen keys, a pattern up to _MAX_STARTS. */
-static int collect_keyed(Positions *ps, PyObject *scan, PyObject *keyed, PyObject *by_key) {
-    Py_ssize_t pos = 0;
-    PyObject *key, *value;
-    int mine = PyDict_GET_SIZE(by_key) <= PyDict_GET_SIZE(keyed);
-    while (PyDict_Next(mine ? by_key : keyed, &pos, &key, &value)) {
-        PyObject *other = PyDict_GetItemWithError(mine ? keyed : by_key, key); /* borrowed */
-        if (other == NULL) {
-            if (PyErr_Occurred()) return -1;
-            continue;
-        }
-        if (add_keyed(ps, scan, mine ? other : value, mine ? value : other)) return -1;
-    }
-    return 0;
-}
-
-/* keyed_tries(match, scan, keyed, by_key[, anchor]) -> what checker._py_keyed_tries returns: try_all at the word
- * starts under the keys of by_key ({key: longer strings}) where one of the key's longer strings follows, and that
- * anchor_filter keeps. */
-static PyObject *keyed_tries(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if ((nargs != 4 && nargs != 5) || !PyUnicode_Check(args[1]) || !PyDict_Check(args[2]) || !PyDict_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "keyed_tries(match, scan: str, keyed: dict, by_key: dict[, anchor])");
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Positions ps = {.n = 0, .cap = 64};
-    ps.items = ps.small;
-    if (!collect_keyed(&ps, args[1], args[2], args[3]) &&
-        !(nargs == 5 && anchor_filter(&ps, args[1], args[2], args[4])))
-        result = try_all(args[0], args[1], ps.items, ps.n);
-    positions_free(&ps);
-    return result;
-}
-
-/* keyed_positions(scan, keyed, by_key) -> what checker._py_keyed_positions returns: the word starts keyed_tries
- * would try, ascending. */
-
-static PyObject *keyed_positions(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 3 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2])) {
-        PyErr_SetString(PyExc_TypeError, "keyed_positions(scan: str, keyed: dict, by_key: dict)");
-        return NULL;
-    }
-    PyObject *result = NULL;
-    Positions ps = {.n = 0, .cap = 64};
-    ps.items = ps.small;
-    Py_ssize_t *at = NULL;
-    if (collect_keyed(&ps, args[0], args[1], args[2])) goto done;
-    at = PyMem_Malloc(sizeof(Py_ssize_t) * (size_t)(ps.n ? ps.n : 1));
-    if (at == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
-    for (Py_ssize_t i = 0; i < ps.n; i++)
-        if ((at[i] = PyLong_AsSsize_t(ps.items[i])) == -1 && PyErr_Occurred()) goto done;
-    qsort(at, (size_t)ps.n, sizeof(Py_ssize_t), compare_positions);
-    if ((result = PyList_New(ps.n)) == NULL) goto done;
-    for (Py_ssize_t i = 0; i < ps.n; i++) {
-        PyObject *p = PyLong_FromSsize_t(at[i]);
-        if (p == NULL) {
-            Py_CLEAR(result);
-            goto done;
-        }
-        PyList_SET_ITEM(result, i, p);
-    }
-done:
-    PyMem_Free(at);
-    positions_free(&ps);
-    return result;
+    for (Py_ssize_t r = 0; r < count; r++)
+        if (sort[r] && PyList_Sort(PyList_GET_ITEM(routed, r))) goto fail;
+    PyMem_Free(sort);
+    PyMem_Free(key_of);
+    return routed;
+fail:
+    PyMem_Free(sort);
+    PyMem_Free(key_of);
+    Py_DECREF(routed);
+    return NULL;
 }
 
 /* The word starts by their first `size` characters, fewer than the index's: {prefix: [lists of keyed]}. */
@@ -846,16 +1020,13 @@ static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nar
 
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
-    {"keyed_positions", (PyCFunction)(void (*)(void))keyed_positions, METH_FASTCALL,
-     "keyed_positions(scan, keyed, by_key) -> the ascending word starts keyed_tries would try"},
-    {"keyed_tries", (PyCFunction)(void (*)(void))keyed_tries, METH_FASTCALL,
-     "keyed_tries(match, scan, keyed, by_key[, anchor]) -> tries at the word starts under by_key's keys and longer "
-     "strings, where the anchor follows"},
+    {"route", (PyCFunction)(void (*)(void))route, METH_FASTCALL,
+     "route(scan, keyed, table, count) -> for each route, None or the ascending word starts the table sends it"},
     {"tries", (PyCFunction)(void (*)(void))tries, METH_FASTCALL,
-     "tries(match, scan, groups[, anchor, keyed]) -> leftmost non-overlapping matches tried at the positions in groups "
+     "tries(match, scan, groups[, anchor, routed]) -> leftmost non-overlapping matches tried at the positions in groups "
      "where the anchor follows"},
     {"anchor_hits", (PyCFunction)(void (*)(void))anchor_hits, METH_FASTCALL,
-     "anchor_hits(scan, keyed, anchor) -> where the anchor's strings are, ascending"},
+     "anchor_hits(scan, routed, anchor) -> where the anchor's strings are, ascending"},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
      "present(scan, subs) -> bytes: 1 for each string of subs found in scan"},
     {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},

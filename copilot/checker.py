@@ -173,6 +173,7 @@ class _Doc:
         "_found",
         "_memo",
         "_keyed",
+        "routed",
         "_short",
         "_learned",
         "_positions",
@@ -209,6 +210,8 @@ class _Doc:
         sat, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _word_groups())
         self._sat = sat
         self._keyed = keyed
+        # The word starts each pattern and anchor looking for word starts may begin at, in one pass (see _route_of).
+        self.routed: list[list[int] | None] = _route(self.scan, keyed, _ROUTES, len(_ROUTE_IDS))
         self._short: dict[int, dict[str, list[list[int]]]] = {}
         self._bounds: list[int] | None = None
         self._unsat: set[int] = set()
@@ -236,9 +239,9 @@ class _Doc:
         key = id(rx)
         if key in self._positions:
             return self._positions[key]
-        by_key = _BY_KEY.get(key)
-        if by_key is not None:
-            found: list[int] | None = _keyed_positions(self.scan, self._keyed, by_key)
+        route = _BY_KEY_ROUTE.get(key)
+        if route is not None:
+            found: list[int] | None = self.routed[route] or []
         else:
             starts = _INFO.get(key, _NO_INFO)[1]
             found = None if starts is None else sorted({p for at in self.candidates(starts) for p in at})
@@ -290,7 +293,7 @@ class _Doc:
             elif starts is None:
                 found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()]
             else:
-                found = _matches_at(rx, self.scan, self.candidates(starts), self._keyed)
+                found = _matches_at(rx, self.scan, self.candidates(starts), self.routed)
             self._found[key] = found
         return found
 
@@ -585,7 +588,7 @@ def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None =
 
 
 def _matches_at(
-    rx: re.Pattern[str], scan: str, groups: list[list[int]], keyed: dict[str, list[int]]
+    rx: re.Pattern[str], scan: str, groups: list[list[int]], routed: list[list[int] | None]
 ) -> list[re.Match[str]]:
     """What ``_finditer(rx, scan)`` yields when matches of ``rx`` can only start at the positions in ``groups``.
 
@@ -593,31 +596,31 @@ def _matches_at(
     _starts) is tried only where those strings begin a word (see _Doc.candidates). Keeping the earliest of
     overlapping matches, then the earliest after it, gives finditer's leftmost, non-overlapping matches.
     """
-    return _tries(rx.match, scan, groups, _ANCHORS.get(id(rx)), keyed)
+    return _tries(rx.match, scan, groups, _ROUTED_ANCHORS.get(id(rx)), routed)
 
 
 def _py_tries(
     match: Any,
     scan: str,
     groups: list[list[int]],
-    anchor: _Anchor | None = None,
-    keyed: dict[str, list[int]] | None = None,
+    anchor: _RoutedAnchor | None = None,
+    routed: list[list[int] | None] | None = None,
 ) -> list[re.Match[str]]:
-    """``_matches_at`` given the pattern's bound ``match``, tried only where its ``anchor`` follows (when given with
-    the text's ``keyed`` word starts); copilot/_word_index.c's ``tries`` does the same in C."""
-    if anchor is not None and keyed is not None:
-        groups = [_py_anchored(scan, keyed, anchor, [p for at in groups for p in at])]
+    """``_matches_at`` given the pattern's bound match method, tried only where its ``anchor`` follows (when given
+    with the text's ``routed`` word starts); copilot/_word_index.c's ``tries`` does the same in C."""
+    if anchor is not None and routed is not None:
+        groups = [_py_anchored(scan, routed, anchor, [p for at in groups for p in at])]
     found = [m for at in groups for p in at if (m := match(scan, p)) is not None]
     return _leftmost(found) if len(found) > 1 else found
 
 
-def _py_anchored(scan: str, keyed: dict[str, list[int]], anchor: _Anchor, positions: list[int]) -> list[int]:
+def _py_anchored(scan: str, routed: list[list[int] | None], anchor: _RoutedAnchor, positions: list[int]) -> list[int]:
     """The ``positions`` (in their order) after which one of the anchor's strings begins before the line ends, at
     least the anchor's width after them (see _anchor_of)."""
     if not positions:
         return positions
     width = anchor[0]
-    ahead = _py_anchor_hits(scan, keyed, anchor)
+    ahead = _py_anchor_hits(scan, routed, anchor)
     kept = []
     for p in positions:
         if p < 0 or p > len(scan):
@@ -628,21 +631,30 @@ def _py_anchored(scan: str, keyed: dict[str, list[int]], anchor: _Anchor, positi
     return kept
 
 
-def _py_keyed_positions(scan: str, keyed: dict[str, list[int]], by_key: _Prefixes) -> list[int]:
-    """The word starts under the keys of ``by_key`` where one of the key's longer strings follows, ascending;
-    copilot/_word_index.c's ``keyed_positions`` does the same in C."""
-    return sorted(
-        p
-        for key in keyed.keys() & by_key.keys()
-        for p in keyed[key]
-        if not by_key[key] or scan.startswith(by_key[key], p)
-    )
+def _py_route(scan: str, keyed: dict[str, list[int]], table: _RouteTable, count: int) -> list[list[int] | None]:
+    """For each of ``count`` routes (see _route_of), None or the ascending word starts of ``keyed`` that ``table``
+    sends it, kept where one of the route's longer strings for that key follows (routes from ``count`` on are left
+    out); copilot/_word_index.c's ``route`` does the same in C."""
+    routed: list[list[int] | None] = [None] * count
+    for key, at in keyed.items():
+        for route, longer in table.get(key, ()):
+            if route >= count:
+                continue  # numbered after the text was routed
+            kept = [p for p in at if scan.startswith(longer, p)] if longer else at
+            if kept:
+                found = routed[route]
+                if found is None:
+                    routed[route] = list(kept)
+                else:
+                    found.extend(kept)
+                    found.sort()
+    return routed
 
 
-def _py_anchor_hits(scan: str, keyed: dict[str, list[int]], anchor: _Anchor) -> list[int]:
+def _py_anchor_hits(scan: str, routed: list[list[int] | None], anchor: _RoutedAnchor) -> list[int]:
     """Where the anchor's strings are in the text (a word's start for those found by the text's word starts),
     ascending; copilot/_word_index.c's ``anchor_hits`` does the same in C."""
-    found = set(_py_keyed_positions(scan, keyed, anchor[1]))
+    found = set(routed[anchor[1]] or ())
     for text in anchor[2]:
         at = scan.find(text)
         while at != -1:
@@ -651,7 +663,9 @@ def _py_anchor_hits(scan: str, keyed: dict[str, list[int]], anchor: _Anchor) -> 
     return sorted(found)
 
 
-def _search(rx: re.Pattern[str], scan: str, anchor: _Anchor | None, keyed: dict[str, list[int]]) -> list[re.Match[str]]:
+def _search(
+    rx: re.Pattern[str], scan: str, anchor: _RoutedAnchor | None, routed: list[list[int] | None]
+) -> list[re.Match[str]]:
     """The non-empty matches ``_finditer(rx, scan)`` yields, searched for only in the lines that hold the pattern's
     anchor (a match starts on a line where its anchor follows: elsewhere there is nothing to find)."""
     if anchor is None:
@@ -659,7 +673,7 @@ def _search(rx: re.Pattern[str], scan: str, anchor: _Anchor | None, keyed: dict[
     found: list[re.Match[str]] = []
     pos = 0
     line_end = -1
-    for hit in _anchor_hits(scan, keyed, anchor):
+    for hit in _anchor_hits(scan, routed, anchor):
         if hit <= line_end:
             continue  # on the line just searched
         start = scan.rfind("\n", 0, hit) + 1
@@ -684,22 +698,8 @@ def _search(rx: re.Pattern[str], scan: str, anchor: _Anchor | None, keyed: dict[
     return found
 
 
-def _py_keyed_tries(
-    match: Any, scan: str, keyed: dict[str, list[int]], by_key: _Prefixes, anchor: _Anchor | None = None
-) -> list[re.Match[str]]:
-    """``_py_tries`` at the word starts under the keys of ``by_key``, skipping those where none of the key's longer
-    strings (see _longer_prefixes) follows; copilot/_word_index.c's ``keyed_tries`` does the same in C."""
-    groups = []
-    for key in keyed.keys() & by_key.keys():
-        at = keyed[key]
-        longer = by_key[key]
-        groups.append([p for p in at if scan.startswith(longer, p)] if longer else at)
-    return _py_tries(match, scan, groups, anchor, keyed)
-
-
 _tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
-_keyed_tries: Any = getattr(native.extension("_word_index"), "keyed_tries", None) or _py_keyed_tries
-_keyed_positions: Any = getattr(native.extension("_word_index"), "keyed_positions", None) or _py_keyed_positions
+_route: Any = getattr(native.extension("_word_index"), "route", None) or _py_route
 _candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
 _sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
 _C_PRESENT: Any = getattr(native.extension("_word_index"), "present", None)
@@ -799,9 +799,9 @@ class PhraseRule(Rule):
         hits = 0
         sat = doc._sat
         scan = doc.scan
-        keyed = doc._keyed
+        routed = doc.routed
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
-        for rx, match, words, others, by_key, starts, anchor in self.parts:
+        for rx, match, words, others, route, starts, anchor in self.parts:
             missing = False
             for group in words:
                 if group not in sat:
@@ -809,19 +809,20 @@ class PhraseRule(Rule):
                     break
             if missing:
                 continue
-            if by_key is not None:
-                if others and not doc.may_match(others):
+            if route >= 0:
+                at = routed[route]
+                if at is None or (others and not doc.may_match(others)):
                     continue
-                more = _keyed_tries(match, scan, keyed, by_key, anchor)
+                more = _tries(match, scan, [at], anchor, routed)
             elif starts is not None:
                 groups = doc.candidates(starts)
                 if not groups or (others and not doc.may_match(others)):
                     continue
-                more = _tries(match, scan, groups, anchor, keyed)
+                more = _tries(match, scan, groups, anchor, routed)
             else:
                 if others and not doc.may_match(others):
                     continue
-                more = _search(rx, scan, anchor, keyed)
+                more = _search(rx, scan, anchor, routed)
             if more:
                 found.extend(more)
                 hits += 1
@@ -1207,8 +1208,17 @@ _INFO: dict[int, tuple[_Needs, _Starts | None]] = {}
 _NO_INFO: tuple[_Needs, _Starts | None] = ((), None)
 # id -> the longer start strings by start string, for patterns whose start strings all have _START_SIZE characters.
 _BY_KEY: dict[int, _Prefixes] = {}
-# id -> the pattern's anchor (see _anchor_of), for patterns that have one.
+# id -> the pattern's anchor (see _anchor_of), for patterns that have one, and as a check uses it (see _route_of).
 _ANCHORS: dict[int, _Anchor] = {}
+_ROUTED_ANCHORS: dict[int, _RoutedAnchor] = {}
+# Word starts by route. Each distinct set of start strings (_Prefixes) a pattern or an anchor looks for is a route,
+# numbered in _ROUTE_IDS; _ROUTES says, by the first _START_SIZE characters of a word, which routes want its starts
+# and the longer strings one of which must follow there. A text's word starts are handed out once to the routes that
+# want them (_Doc.routed), rather than every pattern looking up each of its strings in the text's words.
+_ROUTE_IDS: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = {}
+_ROUTES: _RouteTable = {}
+# id -> the route of the pattern's _BY_KEY start strings.
+_BY_KEY_ROUTE: dict[int, int] = {}
 _INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
 
 
@@ -1238,6 +1248,7 @@ def _intern(source: str) -> re.Pattern[str]:
         _INFO[id(rx)] = (needs, starts)
         if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
             _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
+            _BY_KEY_ROUTE[id(rx)] = _route_of(_BY_KEY[id(rx)])
         if parsed is not None:
             # A match is tried at a word start when its start strings all begin with a word character; a pattern
             # searched for may start anywhere, and its anchor may be its first strings.
@@ -1247,7 +1258,27 @@ def _intern(source: str) -> re.Pattern[str]:
                 anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts), 1)
             if anchor is not None:
                 _ANCHORS[id(rx)] = anchor
+                _ROUTED_ANCHORS[id(rx)] = _routed(anchor)
     return rx
+
+
+def _route_of(by_key: _Prefixes) -> int:
+    """The route (see _ROUTES) of these start strings, numbered the first time they are asked for."""
+    frozen = tuple(sorted(by_key.items()))
+    route = _ROUTE_IDS.get(frozen)
+    if route is None:
+        route = len(_ROUTE_IDS)
+        for key, longer in frozen:
+            _ROUTES[key] = (*_ROUTES.get(key, ()), (route, longer))
+        # counted last: a text routed meanwhile (another thread) leaves this route out, and has the others whole
+        _ROUTE_IDS[frozen] = route
+    return route
+
+
+def _routed(anchor: _Anchor) -> _RoutedAnchor:
+    """The anchor as a check uses it: its strings that start a word as their route."""
+    width, by_key, others = anchor
+    return width, _route_of(by_key), others
 
 
 # Word lists as tries. A vocabulary macro expands to an alternation of a hundred words ("courier|supplier|..."),
@@ -1644,17 +1675,22 @@ _PREFIX_SIZE = 8
 _Prefixes = dict[str, tuple[str, ...]]
 # (least characters before it, its strings that start a word by their first _START_SIZE as _Prefixes, the others)
 _Anchor = tuple[int, _Prefixes, tuple[str, ...]]
+# (least characters before it, the route of its strings that start a word (see _route_of), the others)
+_RoutedAnchor = tuple[int, int, tuple[str, ...]]
+# first _START_SIZE characters of a word -> (route, longer strings one of which must follow) for each route wanting them
+_RouteTable = dict[str, tuple[tuple[int, tuple[str, ...]], ...]]
 # A phrase pattern as its rule scans it: the pattern and its bound match method, the required-word groups the text's
 # words alone decide, the other groups (with substrings to look for), the longer start strings by start string when
-# they all have _START_SIZE characters, its starts, and its anchor (see _anchor_of).
-_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, _Prefixes | None, _Starts | None, _Anchor | None]
+# they all have _START_SIZE characters as their route (-1: none, see _route_of), its starts, and its anchor as a check
+# uses it (see _routed).
+_Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, int, _Starts | None, _RoutedAnchor | None]
 
 
 def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
     words = tuple(g for g in needs if not _GROUP_SUBS[g])
     others = tuple(g for g in needs if _GROUP_SUBS[g])
-    return rx, rx.match, words, others, _BY_KEY.get(id(rx)), starts, _ANCHORS.get(id(rx))
+    return rx, rx.match, words, others, _BY_KEY_ROUTE.get(id(rx), -1), starts, _ROUTED_ANCHORS.get(id(rx))
 
 
 def _longer_prefixes(parsed: Any, keys: tuple[str, ...]) -> _Prefixes:

@@ -360,14 +360,36 @@ def _shipped() -> tuple[list[re.Pattern[str]], list[str]]:
     return patterns, texts + replies
 
 
+def _under(text: str, keyed: dict[str, list[int]], by_key: dict[str, tuple[str, ...]]) -> list[int]:
+    """The word starts under the keys of ``by_key`` where one of the key's longer strings follows (all of them where
+    it has none), ascending: what a route of those start strings is given."""
+    return sorted(
+        p for key, longer in by_key.items() for p in keyed.get(key, ()) if not longer or text.startswith(longer, p)
+    )
+
+
+def _table(routes: list[dict[str, tuple[str, ...]]]) -> dict[str, tuple[tuple[int, tuple[str, ...]], ...]]:
+    """A route table (see checker._ROUTES) numbering ``routes`` in order."""
+    table: dict[str, tuple[tuple[int, tuple[str, ...]], ...]] = {}
+    for route, by_key in enumerate(routes):
+        for key, longer in by_key.items():
+            table[key] = (*table.get(key, ()), (route, longer))
+    return table
+
+
 def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_pattern() -> None:
-    c_candidates, c_keyed_tries, c_tries = _c("candidates"), _c("keyed_tries"), _c("tries")
+    c_candidates, c_route, c_tries = _c("candidates"), _c("route"), _c("tries")
     patterns, texts = _shipped()
     sizes = {size for rx in patterns for size, _, _ in checker._INFO[id(rx)][1]}
     assert {0, 1, 2, 3} <= sizes, "every kind of start is exercised"
     compared = 0
+    routes = {route: dict(frozen) for frozen, route in checker._ROUTE_IDS.items()}
     for text in texts:
         doc = checker._Doc(text)
+        count = len(checker._ROUTE_IDS)
+        assert doc.routed == checker._py_route(doc.scan, doc._keyed, checker._ROUTES, count), text
+        assert c_route(doc.scan, doc._keyed, checker._ROUTES, count) == doc.routed
+        assert all((doc.routed[r] or []) == _under(doc.scan, doc._keyed, by_key) for r, by_key in routes.items())
         py_short: dict[int, dict[str, list[list[int]]]] = {}
         c_short: dict[int, dict[str, list[list[int]]]] = {}
         for rx in patterns:
@@ -378,21 +400,13 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
             assert sorted(got) == sorted(expected), (rx.pattern[:80], text)
             spans = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected)]
             assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
-            anchor = checker._ANCHORS.get(id(rx))
-            anchored = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected, anchor, doc._keyed)]
-            assert [m.span() for m in c_tries(rx.match, doc.scan, got, anchor, doc._keyed)] == anchored
+            anchor = checker._ROUTED_ANCHORS.get(id(rx))
+            anchored = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected, anchor, doc.routed)]
+            assert [m.span() for m in c_tries(rx.match, doc.scan, got, anchor, doc.routed)] == anchored
             compared += len(spans)
-            if len(starts) == 1 and starts[0][0] == 3 and not starts[0][2]:
-                by_key = checker._BY_KEY[id(rx)]
-                want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)]
-                assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)] == want
-                want = [m.span() for m in checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key, anchor)]
-                assert [m.span() for m in c_keyed_tries(rx.match, doc.scan, doc._keyed, by_key, anchor)] == want
-                at = checker._py_keyed_positions(doc.scan, doc._keyed, by_key)
-                assert _c("keyed_positions")(doc.scan, doc._keyed, by_key) == at
-        for anchor in {id(a): a for a in checker._ANCHORS.values()}.values():
-            assert _c("anchor_hits")(doc.scan, doc._keyed, anchor) == checker._py_anchor_hits(
-                doc.scan, doc._keyed, anchor
+        for anchor in set(checker._ROUTED_ANCHORS.values()):
+            assert _c("anchor_hits")(doc.scan, doc.routed, anchor) == checker._py_anchor_hits(
+                doc.scan, doc.routed, anchor
             )
         assert c_short.keys() == py_short.keys() and all(
             {k: sorted(v) for k, v in c_short[n].items()} == {k: sorted(v) for k, v in py_short[n].items()}
@@ -418,31 +432,36 @@ def test_the_c_tries_keep_the_leftmost_matches_as_python_does(pieces: list[str],
 
 
 def test_the_c_loop_refuses_bad_arguments() -> None:
-    c_candidates, c_keyed_tries, c_tries = _c("candidates"), _c("keyed_tries"), _c("tries")
+    c_candidates, c_route, c_tries = _c("candidates"), _c("route"), _c("tries")
     match = re.compile("a").match
     with pytest.raises(TypeError):
         c_tries(match, "a", [0])
+    for table in ({"a": ((0, ["ab"]),)}, {"a": ((0, (b"ab",)),)}, {"a": [(0, ())]}, {"a": ((0,),)}, {b"a": ()}):
+        with pytest.raises(TypeError):
+            c_route("a", {"a": [0]}, table, 1)
     with pytest.raises(TypeError):
-        c_keyed_tries(match, "a", {"a": [0]}, {"a": ["ab"]})
-    with pytest.raises(TypeError):
-        c_keyed_tries(match, "a", {"a": [0]}, {"a": (b"ab",)})
-    with pytest.raises(TypeError):
-        c_keyed_tries(match, "a", {"a": 0}, {"a": ()})
+        c_route("a", {"a": 0}, {"a": ((0, ()),)}, 1)
+    with pytest.raises(ValueError):
+        c_route("a", {"a": [0]}, {"a": ((-1, ()),)}, 1)
+    with pytest.raises(ValueError):
+        c_route("a", {}, {}, -1)
     with pytest.raises(TypeError):
         c_candidates("a", {}, {}, ((3, "abc", ""),), 3)
     with pytest.raises(TypeError):
         c_candidates("a", {}, {}, ((3, ("abc",)),), 3)
-    for anchor in ((0, {}), (0, [], ()), ("0", {}, ()), (0, {}, ["a"]), (0, {}, (b"a",)), [0, {}, ()]):
+    for anchor in ((0, 0), (0, {}, ()), ("0", 0, ()), (0, 0, ["a"]), (0, 0, (b"a",)), [0, 0, ()]):
         with pytest.raises(TypeError):
-            c_tries(match, "a", [[0]], anchor, {"a": [0]})
+            c_tries(match, "a", [[0]], anchor, [[0]])
         with pytest.raises(TypeError):
-            c_keyed_tries(match, "a", {"a": [0]}, {"a": ()}, anchor)
-        with pytest.raises(TypeError):
-            _c("anchor_hits")("a", {"a": [0]}, anchor)
+            _c("anchor_hits")("a", [[0]], anchor)
     with pytest.raises(TypeError):
-        c_tries(match, "a", [[0]], (0, {}, ()))  # an anchor needs the word starts
+        c_tries(match, "a", [[0]], (0, 0, ()), {"a": [0]})  # an anchor needs the routed word starts
     with pytest.raises(TypeError):
-        _c("anchor_hits")(b"a", {}, (0, {}, ()))
+        _c("anchor_hits")("a", [["0"]], (0, 0, ()))
+    with pytest.raises(IndexError):
+        _c("anchor_hits")("a", [], (0, 0, ()))  # a route the text was not routed for
+    with pytest.raises(TypeError):
+        _c("anchor_hits")(b"a", [None], (0, 0, ()))
     with pytest.raises(ValueError, match="boom"):
 
         def boom(scan: str, pos: int) -> None:
@@ -524,16 +543,19 @@ def test_the_c_substring_pass_finds_what_in_finds_on_any_text(pieces: list[str],
     st.lists(st.sampled_from(["the", "they", "then", "thé", " ", "x", "€", ", "]), max_size=14),
     st.lists(st.sampled_from(["the ", "they", "then", "thé", "the", "th€"]), max_size=3),
 )
-def test_the_c_keyed_tries_filter_by_longer_strings_as_python_does(pieces: list[str], longer: list[str]) -> None:
+def test_the_c_routes_filter_by_longer_strings_as_python_does(pieces: list[str], longer: list[str]) -> None:
     text = "".join(pieces)
     keyed = checker._word_index(text, 3, {})[1]
-    rx = re.compile(r"th\w+")
-    # one-byte and wider texts and strings, longer strings that fit, run past the end, or none (no filter)
-    for by_key in ({"the": tuple(longer)}, {"the": tuple(longer), "x": (), "€": ("€",)}, dict.fromkeys(keyed, ())):
-        want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, by_key)]
-        assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want
-        at = checker._py_keyed_positions(text, keyed, by_key)
-        assert _c("keyed_positions")(text, keyed, by_key) == at
+    # one-byte and wider texts and strings, longer strings that fit, run past the end, or none (no filter), and a
+    # string of another route under the same key
+    routes = [{"the": tuple(longer)}, {"the": tuple(longer), "x": (), "€": ("€",)}, dict.fromkeys(keyed, ())]
+    routes += [{"the": ("then",)}, {"the": ("the",), "thé": ()}]
+    table = _table(routes)
+    want = [_under(text, keyed, by_key) or None for by_key in routes]
+    assert checker._py_route(text, keyed, table, len(routes)) == want
+    assert _c("route")(text, keyed, table, len(routes)) == want
+    # routes numbered from count on are left out
+    assert _c("route")(text, keyed, table, 2) == want[:2] == checker._py_route(text, keyed, table, 2)
 
 
 @settings(max_examples=600, deadline=None, database=None)
@@ -550,18 +572,23 @@ def test_the_c_anchor_filter_keeps_what_python_keeps(
     text = "".join(pieces)
     keyed = checker._word_index(text, 3, {})[1]
     by_key = {key: tuple(t for t in longer if t.startswith(key)) for key in keys}
-    anchor = (width, by_key, tuple(others))
+    routed = checker._py_route(text, keyed, _table([{"x": ()}, by_key]), 2)
+    anchor = (width, 1, tuple(others))
     rx = re.compile(r"\w+")
     # every position (out-of-range ones too), repeated, in several groups; one-byte and wider texts; line breaks
     groups = [list(range(-1, len(text) + 2)), [0, 0, len(text)]]
-    want = [m.span() for m in checker._py_tries(rx.match, text, groups, anchor, keyed)]
-    assert [m.span() for m in _c("tries")(rx.match, text, groups, anchor, keyed)] == want
-    assert _c("anchor_hits")(text, keyed, anchor) == checker._py_anchor_hits(text, keyed, anchor)
-    kept = checker._py_anchored(text, keyed, anchor, [p for at in groups for p in at])
+    want = [m.span() for m in checker._py_tries(rx.match, text, groups, anchor, routed)]
+    assert [m.span() for m in _c("tries")(rx.match, text, groups, anchor, routed)] == want
+    hits = checker._py_anchor_hits(text, routed, anchor)
+    assert _c("anchor_hits")(text, routed, anchor) == hits
+    assert hits == sorted({*_under(text, keyed, by_key), *(i for t in others for i in _finds(text, t))})
+    kept = checker._py_anchored(text, routed, anchor, [p for at in groups for p in at])
     assert all(0 <= p <= len(text) for p in kept)
-    for key in keys:
-        want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, {key: ()}, anchor)]
-        assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, {key: ()}, anchor)] == want
+
+
+def _finds(text: str, sub: str) -> list[int]:
+    """Every place ``sub`` begins in ``text``, overlapping ones too."""
+    return [i for i in range(len(text)) if text.startswith(sub, i)]
 
 
 _MANY_WORDS = [f"{a}{b}{c}" for a in "tsw" for b in "aeo" for c in "nrx"] + ["é€a", "the", "then"]
@@ -573,13 +600,26 @@ _MANY_WORDS = [f"{a}{b}{c}" for a in "tsw" for b in "aeo" for c in "nrx"] + ["é
     st.lists(st.sampled_from(_MANY_WORDS), min_size=9, max_size=30, unique=True),
     st.sampled_from(["", "n", "n ", "x"]),
 )
-def test_the_c_keyed_lookups_of_many_keys_find_what_python_finds(pieces: list[str], keys: list[str], more: str) -> None:
-    # texts with many keys and patterns with many: either side may be the one looked up
+def test_the_c_routes_of_many_keys_find_what_python_finds(pieces: list[str], keys: list[str], more: str) -> None:
+    # texts with many keys, and many routes sharing keys: more than fit one route mask, and routes given the starts
+    # of several keys (put back in order)
     text = " ".join(pieces)
     keyed = checker._word_index(text, 3, {})[1]
-    by_key = {key: ((key + more,) if more else ()) for key in keys}
-    at = checker._py_keyed_positions(text, keyed, by_key)
-    assert _c("keyed_positions")(text, keyed, by_key) == at
-    rx = re.compile(r"\w+")
-    want = [m.span() for m in checker._py_keyed_tries(rx.match, text, keyed, by_key)]
-    assert [m.span() for m in _c("keyed_tries")(rx.match, text, keyed, by_key)] == want
+    routes = [{key: ((key + more,) if more else ()) for key in keys[i:]} for i in range(len(keys))] * 3
+    table = _table(routes)
+    want = [_under(text, keyed, by_key) or None for by_key in routes]
+    assert checker._py_route(text, keyed, table, len(routes)) == want
+    assert _c("route")(text, keyed, table, len(routes)) == want
+
+
+def test_the_c_routes_follow_a_table_that_grows() -> None:
+    # the table checker.py keeps only grows, a route at a time, counted after it is added: the same dict is given
+    # again with a new count, and a text routed in between leaves the newest route out
+    text = "then the other there"
+    keyed = checker._word_index(text, 3, {})[1]
+    table = _table([{"the": ("then",)}])
+    assert _c("route")(text, keyed, table, 1) == [[0]]
+    table["the"] = (*table["the"], (1, ("ther",)))
+    table["oth"] = ((1, ()),)
+    assert _c("route")(text, keyed, table, 1) == [[0]]
+    assert _c("route")(text, keyed, table, 2) == [[0], [9, 15]] == checker._py_route(text, keyed, table, 2)

@@ -34,7 +34,7 @@ def _tried(rx: re.Pattern[str], doc: _Doc) -> list[tuple[int, int]] | None:
     starts = _INFO[id(rx)][1]
     if starts is None:
         return None
-    return [m.span() for m in checker._matches_at(rx, doc.scan, doc.candidates(starts), doc._keyed)]
+    return [m.span() for m in checker._matches_at(rx, doc.scan, doc.candidates(starts), doc.routed)]
 
 
 def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_finds() -> None:
@@ -52,16 +52,17 @@ def test_every_shipped_pattern_tried_where_it_can_start_finds_what_searching_fin
 
 def test_every_shipped_pattern_tried_only_before_its_longer_strings_finds_what_searching_finds() -> None:
     found = _checker()
-    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[4] is not None]
-    filtered = [part for part in parts if any(part[4].values())]
+    parts = [part for rule in found.rules for part in getattr(rule, "parts", ()) if part[4] >= 0]
+    filtered = [part for part in parts if any(checker._BY_KEY[id(part[0])].values())]
     assert len(parts) > 100 and len(filtered) > 50, "most start strings have longer ones"
     texts = random.Random(4).sample(list(labelled_texts()), 500)
     replies = [" ".join(random.Random(i).sample(texts, 4)) for i in range(100)]
     skipped = 0
     for text in texts + replies:
         doc = _Doc(text)
-        for rx, _, _, _, by_key, _, _ in parts:
-            tried = checker._py_keyed_tries(rx.match, doc.scan, doc._keyed, by_key)
+        for rx, _, _, _, route, _, _ in parts:
+            by_key = checker._BY_KEY[id(rx)]
+            tried = checker._py_tries(rx.match, doc.scan, [doc.routed[route] or []])
             assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern[:80], text)
             skipped += sum(len(doc._keyed.get(k, ())) for k in by_key) - sum(
                 1
@@ -88,10 +89,10 @@ def test_every_shipped_pattern_tried_only_where_its_anchor_follows_finds_what_se
         doc = _Doc(text)
         for rx, _, _, _, _, starts, anchor in parts:
             at = [p for group in doc.candidates(starts) for p in group]
-            tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc._keyed)
+            tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc.routed)
             assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern[:80], text)
             before += len(at)
-            after += len(checker._py_anchored(doc.scan, doc._keyed, anchor, at))
+            after += len(checker._py_anchored(doc.scan, doc.routed, anchor, at))
     assert after < before / 3, f"the anchors rule out most starts ({before:,} -> {after:,})"
 
 
@@ -106,9 +107,9 @@ def test_every_shipped_pattern_searched_for_only_on_the_lines_holding_its_anchor
     for text in texts + replies:
         doc = _Doc(text)
         for rx, _, _, _, _, _, anchor in anchored:
-            got = checker._search(rx, doc.scan, anchor, doc._keyed)
+            got = checker._search(rx, doc.scan, anchor, doc.routed)
             assert [m.span() for m in got] == _searched(rx, doc.scan), (rx.pattern[:80], text)
-            hits = checker._py_anchor_hits(doc.scan, doc._keyed, anchor)
+            hits = checker._py_anchor_hits(doc.scan, doc.routed, anchor)
             lines += doc.scan.count("\n") + 1
             skipped += doc.scan.count("\n") + 1 - len({doc.scan.rfind("\n", 0, q) for q in hits})
     assert skipped > lines / 2, f"most lines are not searched ({skipped:,} of {lines:,})"
@@ -179,9 +180,9 @@ def test_a_pattern_tried_only_where_its_anchor_follows_finds_what_searching_find
     starts = _INFO[id(rx)][1]
     assume(starts is not None)
     doc = _Doc("".join(words))
-    anchor = checker._ANCHORS.get(id(rx))
+    anchor = checker._ROUTED_ANCHORS.get(id(rx))
     at = [p for group in doc.candidates(starts) for p in group]
-    tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc._keyed)
+    tried = checker._py_tries(rx.match, doc.scan, [at], anchor, doc.routed)
     assert [m.span() for m in tried] == _searched(rx, doc.scan), (rx.pattern, anchor)
 
 
@@ -194,8 +195,9 @@ def test_a_pattern_searched_for_only_on_the_lines_holding_its_anchor_finds_what_
     parsed = checker._sre_parse.parse("".join(pieces), checker._FLAG_BITS)
     rx = re.compile("".join(pieces), checker._FLAGS)
     anchor = checker._anchor_of(parsed, False, 0)
-    doc = _Doc("".join(words))
-    got = checker._search(rx, doc.scan, anchor, doc._keyed)
+    routed = None if anchor is None else checker._routed(anchor)
+    doc = _Doc("".join(words))  # routed for the anchor's words, numbered before it
+    got = checker._search(rx, doc.scan, routed, doc.routed)
     assert [m.span() for m in got] == _searched(rx, doc.scan), (rx.pattern, anchor)
 
 
@@ -208,7 +210,7 @@ def test_anchors_are_found_after_gaps_and_in_each_alternative() -> None:
     assert (width, by_key, others) == (len("the driver "), {"mes": ("messed u",), "is ": ("is to bl",)}, ())
     # a line break between the parts: no match can take it, and none is tried
     doc = _Doc("The courier\nmessed up.")
-    assert checker._py_anchored(doc.scan, doc._keyed, checker._ANCHORS[id(rx)], [0]) == []
+    assert checker._py_anchored(doc.scan, doc.routed, checker._ROUTED_ANCHORS[id(rx)], [0]) == []
     # a pattern whose parts may take a line break gets no anchor past them: only its first word (it is searched for)
     assert checker._ANCHORS[id(checker._intern("(?:the\\s+courier\\s+messed up)"))] == (0, {}, ("the",))
 
