@@ -464,8 +464,7 @@ static int starts_with(PyObject *scan, PyObject *prefix, Py_ssize_t p) {
 /* The route table compiled, for the last (table, count) given (checker.py only adds routes to its table, counting
  * each after adding it, so a table compiled for a count holds all the routes below it). For each key, the routes wanting its word starts and, when the key
  * and all its longer strings are one-byte and short enough, a bit mask of those routes for each longer string, so a
- * one-byte text's word start is tested once for each string length rather than once for each longer string of each
- * route. */
+ * word start is tested once for each string length rather than once for each longer string of each route. */
 typedef struct {
     uint64_t code; /* the string's bytes, the first in the lowest */
     Py_ssize_t len;
@@ -511,6 +510,23 @@ static inline uint64_t pack(const Py_UCS1 *data, Py_ssize_t len) {
     uint64_t code = 0;
     for (Py_ssize_t i = len - 1; i >= 0; i--) code = (code << 8) | data[i];
     return code;
+}
+
+/* pack() of the `len` characters of a str's data (of `kind`) from `at` into *code; 0 when one is above U+00FF, so
+ * that no one-byte string can be there. */
+static inline int pack_any(int kind, const void *data, Py_ssize_t at, Py_ssize_t len, uint64_t *code) {
+    if (kind == PyUnicode_1BYTE_KIND) {
+        *code = pack((const Py_UCS1 *)data + at, len);
+        return 1;
+    }
+    uint64_t packed = 0;
+    for (Py_ssize_t i = len - 1; i >= 0; i--) {
+        Py_UCS4 ch = PyUnicode_READ(kind, data, at + i);
+        if (ch > 0xFF) return 0;
+        packed = (packed << 8) | ch;
+    }
+    *code = packed;
+    return 1;
 }
 
 /* Compiles one key's entries into `k`; slow (no masks) when something does not fit them. */
@@ -669,8 +685,8 @@ static PyObject *route(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         PyErr_NoMemory();
         goto fail;
     }
-    int one_byte = PyUnicode_KIND(scan) == PyUnicode_1BYTE_KIND;
-    const Py_UCS1 *data = one_byte ? PyUnicode_1BYTE_DATA(scan) : NULL;
+    int kind = PyUnicode_KIND(scan);
+    const void *data = PyUnicode_DATA(scan);
     Py_ssize_t n = PyUnicode_GET_LENGTH(scan), pos = 0, nkey = 0;
     PyObject *key, *at;
     while (PyDict_Next(keyed, &pos, &key, &at)) {
@@ -685,13 +701,14 @@ static PyObject *route(PyObject *module, PyObject *const *args, Py_ssize_t nargs
             PyObject *item = PyList_GET_ITEM(at, i);
             Py_ssize_t p = PyLong_AsSsize_t(item);
             if (p == -1 && PyErr_Occurred()) goto fail;
-            if (k->fast && one_byte) {
+            if (k->fast) {
                 uint64_t mask = k->always;
                 for (Py_ssize_t g = 0; g < k->nlens; g++) {
                     /* the strings of one length: the text's bytes there looked up among them */
                     Py_ssize_t lo = k->lens[g], hi = k->lens[g + 1], len = k->longer[lo].len;
                     if (p < 0 || len > n - p) break; /* longer ones do not fit either */
-                    uint64_t code = pack(data + p, len);
+                    uint64_t code;
+                    if (!pack_any(kind, data, p, len, &code)) break; /* the longer ones hold the same character */
                     while (lo < hi) {
                         Py_ssize_t mid = lo + (hi - lo) / 2;
                         if (k->longer[mid].code < code) lo = mid + 1;
