@@ -775,15 +775,20 @@ fail:
     return NULL;
 }
 
-/* candidates(scan, keyed, short, starts) -> what checker._Doc.candidates returns; `short` caches shorten() by size
- * for the text (the _Doc's own dict). */
+/* candidates(scan, keyed, short, starts, size[, routes, routed]) -> what checker._py_candidates returns; `short`
+ * caches shorten() by size for the text (the _Doc's own dict); `routes` (a tuple of ints, one per start, -1 for none)
+ * says which starts' strings are a route of `routed` instead. */
 static PyObject *candidates(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
-    if (nargs != 5 || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
-        !PyTuple_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError, "candidates(scan: str, keyed: dict, short: dict, starts: tuple, size: int)");
+    if ((nargs != 5 && nargs != 7) || !PyUnicode_Check(args[0]) || !PyDict_Check(args[1]) || !PyDict_Check(args[2]) ||
+        !PyTuple_Check(args[3]) ||
+        (nargs == 7 && (!PyTuple_Check(args[5]) || PyTuple_GET_SIZE(args[5]) != PyTuple_GET_SIZE(args[3]) ||
+                        !PyList_Check(args[6])))) {
+        PyErr_SetString(PyExc_TypeError, "candidates(scan: str, keyed: dict, short: dict, starts: tuple, size: int"
+                                         "[, routes: tuple[int] (one per start), routed: list])");
         return NULL;
     }
     PyObject *scan = args[0], *keyed = args[1], *cache = args[2], *starts = args[3];
+    PyObject *routes = nargs == 7 ? args[5] : NULL, *routed = nargs == 7 ? args[6] : NULL;
     Py_ssize_t full = PyLong_AsSsize_t(args[4]);
     if (full == -1 && PyErr_Occurred()) return NULL;
     Py_ssize_t n = PyUnicode_GET_LENGTH(scan);
@@ -824,7 +829,22 @@ static PyObject *candidates(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         lists = PyList_New(0);
         if (lists == NULL) goto fail;
-        if (size == full) {
+        Py_ssize_t route = -1;
+        if (routes != NULL) {
+            route = PyLong_AsSsize_t(PyTuple_GET_ITEM(routes, e));
+            if (route == -1 && PyErr_Occurred()) goto fail;
+            if (route >= PyList_GET_SIZE(routed)) {
+                PyErr_SetString(PyExc_IndexError, "candidates: a route the text was not routed for (loaded after it?)");
+                goto fail;
+            }
+        }
+        if (route >= 0) {
+            PyObject *at = PyList_GET_ITEM(routed, route);
+            if (at != Py_None && (!PyList_Check(at) || PyList_Append(lists, at))) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "candidates: routed holds None or lists");
+                goto fail;
+            }
+        } else if (size == full) {
             for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(keys); k++) {
                 PyObject *at = PyDict_GetItemWithError(keyed, PyTuple_GET_ITEM(keys, k)); /* borrowed */
                 if (at == NULL ? PyErr_Occurred() != NULL : PyList_Append(lists, at) != 0) goto fail;

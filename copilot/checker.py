@@ -252,7 +252,21 @@ class _Doc:
         """Where a match of a pattern whose matches begin with one of ``starts`` (see _starts) can start: lists of
         ascending positions, one per string found (at the start of a word, right before a word for one such as
         ", not", or anywhere for one without a word such as "?")."""
-        return _candidates(self.scan, self._keyed, self._short, starts, _START_SIZE)  # type: ignore[no-any-return]
+        routes = _START_ROUTES.get(id(starts))
+        if routes is None:
+            return _candidates(self.scan, self._keyed, self._short, starts, _START_SIZE)  # type: ignore[no-any-return]
+        return _candidates(  # type: ignore[no-any-return]
+            self.scan, self._keyed, self._short, starts, _START_SIZE, routes, self.routed
+        )
+
+    def starts_of(self, rx: re.Pattern[str], starts: _Starts) -> list[list[int]]:
+        """``candidates(starts)`` for ``rx``, or, for a pattern with longer start strings, only the word starts where
+        one of those follows (see _longer_prefixes)."""
+        route = _BY_KEY_ROUTE.get(id(rx))
+        if route is None:
+            return self.candidates(starts)
+        at = self.routed[route]
+        return [] if at is None else [at]
 
     def may_match(self, needs: _Needs) -> bool:
         """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
@@ -293,7 +307,7 @@ class _Doc:
             elif starts is None:
                 found = [m for m in _finditer(rx, self.scan) if m.end() > m.start()]
             else:
-                found = _matches_at(rx, self.scan, self.candidates(starts), self.routed)
+                found = _matches_at(rx, self.scan, self.starts_of(rx, starts), self.routed)
             self._found[key] = found
         return found
 
@@ -395,12 +409,20 @@ _C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)
 
 
 def _py_candidates(
-    scan: str, keyed: dict[str, list[int]], short: dict[int, dict[str, list[list[int]]]], starts: _Starts, full: int
+    scan: str,
+    keyed: dict[str, list[int]],
+    short: dict[int, dict[str, list[list[int]]]],
+    starts: _Starts,
+    full: int,
+    routes: tuple[int, ...] | None = None,
+    routed: list[list[int] | None] | None = None,
 ) -> list[list[int]]:
     """``_Doc.candidates``: ``keyed`` is the text's word index by ``full`` characters, ``short`` its cache of the
-    same by fewer (see _shorten). copilot/_word_index.c's ``candidates`` does the same in C."""
+    same by fewer (see _shorten); ``routes``, when given, the route of each start's strings (-1 for none) and
+    ``routed`` the text's word starts by route (see _route_of). copilot/_word_index.c's ``candidates`` does the same
+    in C."""
     found: list[list[int]] = []
-    for size, keys, head in starts:
+    for e, (size, keys, head) in enumerate(starts):
         if not size:
             for key in keys:
                 at = []
@@ -411,7 +433,10 @@ def _py_candidates(
                 if at:
                     found.append(at)
             continue
-        if size == full:
+        if routes is not None and routed is not None and routes[e] >= 0:
+            words = routed[routes[e]]
+            lists = [] if words is None else [words]
+        elif size == full:
             lists = [keyed[k] for k in keyed.keys() & keys]
         else:
             by = short.get(size)
@@ -731,7 +756,7 @@ def _found(rx: re.Pattern[str], doc: _Doc) -> bool:
         return next(_finditer(rx, doc.scan), None) is not None
     match = rx.match
     scan = doc.scan
-    return any(match(scan, p) is not None for at in doc.candidates(starts) for p in at)
+    return any(match(scan, p) is not None for at in doc.starts_of(rx, starts) for p in at)
 
 
 def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -> bool:
@@ -1219,6 +1244,9 @@ _ROUTE_IDS: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = {}
 _ROUTES: _RouteTable = {}
 # id -> the route of the pattern's _BY_KEY start strings.
 _BY_KEY_ROUTE: dict[int, int] = {}
+# id of a pattern's starts (see _starts) -> the route of each start's strings when they are whole keys, else -1: for
+# the patterns without _BY_KEY start strings.
+_START_ROUTES: dict[int, tuple[int, ...]] = {}
 _INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
 
 
@@ -1249,6 +1277,10 @@ def _intern(source: str) -> re.Pattern[str]:
         if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
             _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
             _BY_KEY_ROUTE[id(rx)] = _route_of(_BY_KEY[id(rx)])
+        elif starts is not None and any(size == _START_SIZE for size, _, _ in starts):
+            _START_ROUTES[id(starts)] = tuple(
+                _route_of(dict.fromkeys(keys, ())) if size == _START_SIZE else -1 for size, keys, _ in starts
+            )
         if parsed is not None:
             # A match is tried at a word start when its start strings all begin with a word character; a pattern
             # searched for may start anywhere, and its anchor may be its first strings.

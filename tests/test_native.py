@@ -384,6 +384,7 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
     assert {0, 1, 2, 3} <= sizes, "every kind of start is exercised"
     compared = 0
     routes = {route: dict(frozen) for frozen, route in checker._ROUTE_IDS.items()}
+    routed_starts = 0
     for text in texts:
         doc = checker._Doc(text)
         count = len(checker._ROUTE_IDS)
@@ -398,6 +399,13 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
             got = c_candidates(doc.scan, doc._keyed, c_short, starts, 3)
             # the same lists of positions, whatever order the keys were looked up in
             assert sorted(got) == sorted(expected), (rx.pattern[:80], text)
+            mine = checker._START_ROUTES.get(id(starts))
+            if mine is not None:
+                # whole keys by route: the same positions, a list per start rather than per key
+                by_route = checker._py_candidates(doc.scan, doc._keyed, py_short, starts, 3, mine, doc.routed)
+                assert c_candidates(doc.scan, doc._keyed, c_short, starts, 3, mine, doc.routed) == by_route
+                assert sorted(p for at in by_route for p in at) == sorted(p for at in expected for p in at)
+                routed_starts += 1
             spans = [m.span() for m in checker._py_tries(rx.match, doc.scan, expected)]
             assert [m.span() for m in c_tries(rx.match, doc.scan, got)] == spans, (rx.pattern[:80], text)
             anchor = checker._ROUTED_ANCHORS.get(id(rx))
@@ -413,6 +421,7 @@ def test_the_c_candidates_and_tries_are_the_python_ones_for_every_shipped_patter
             for n in c_short
         )
     assert compared > 1000, "enough matches found to compare"
+    assert routed_starts > 1000, "starts by route compared too"
 
 
 @settings(max_examples=300, deadline=None, database=None)
@@ -449,6 +458,13 @@ def test_the_c_loop_refuses_bad_arguments() -> None:
         c_candidates("a", {}, {}, ((3, "abc", ""),), 3)
     with pytest.raises(TypeError):
         c_candidates("a", {}, {}, ((3, ("abc",)),), 3)
+    for routes, routed in (((0, 1), [None]), ([0], [None]), ((0,), (None,)), (("0",), [None])):
+        with pytest.raises(TypeError):
+            c_candidates("a", {}, {}, ((3, ("abc",), ""),), 3, routes, routed)
+    with pytest.raises(TypeError):
+        c_candidates("a", {}, {}, ((3, ("abc",), ""),), 3, (0,), [0])
+    with pytest.raises(IndexError):
+        c_candidates("a", {}, {}, ((3, ("abc",), ""),), 3, (1,), [None])
     for anchor in ((0, 0), (0, {}, ()), ("0", 0, ()), (0, 0, ["a"]), (0, 0, (b"a",)), [0, 0, ()]):
         with pytest.raises(TypeError):
             c_tries(match, "a", [[0]], anchor, [[0]])
