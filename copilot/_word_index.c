@@ -1,7 +1,9 @@
 /* The checker's word index in C: copilot/checker.py's _word_index builds the same in Python (the reference,
- * compared in tests/test_native.py). index(text, size, groups) returns the set of group ids groups[word] lists for
- * the text's words (groups is a dict checker.py never changes once given: a new one for each change) (its runs of \w characters, as re's \w reads a str: alphanumeric or "_"), and, for each word start,
- * the first `size` characters from there mapped to the ascending positions where they begin a word.
+ * compared in tests/test_native.py). index(text, size, groups) returns, for the text's words (its runs of \w
+ * characters, as re's \w reads a str: alphanumeric or "_"), the group ids groups[word] lists as bytes (1 at each
+ * such id, one byte per id up to the largest in groups; groups is a dict checker.py never changes once given: a new
+ * one for each change), and, for each word start, the first `size` characters from there mapped to the ascending
+ * positions where they begin a word.
  *
  * The rest of the phrase rules' inner loop is here too (route, candidates, tries, present) and the sentence
  * scan (sentence_ends): what checker.py's _py_ functions of the same names do, without a Python object for each step.
@@ -76,18 +78,15 @@ fail:
     return -1;
 }
 
-/* Adds the ids in `list` not yet in `seen` (a bitmap) to `sat`. */
-static int add_ids(PyObject *sat, unsigned char *seen, PyObject *list) {
+/* Marks the ids in `list` in `found` (a byte per id). */
+static int add_ids(char *found, PyObject *list) {
     for (Py_ssize_t g = 0; g < PyList_GET_SIZE(list); g++) {
-        PyObject *id = PyList_GET_ITEM(list, g);
-        Py_ssize_t v = PyLong_AsSsize_t(id);
+        Py_ssize_t v = PyLong_AsSsize_t(PyList_GET_ITEM(list, g));
         if (v < 0 || v > max_id) {
             if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "index: group id out of range");
             return -1;
         }
-        if (seen[v >> 3] & (1 << (v & 7))) continue;
-        seen[v >> 3] |= (unsigned char)(1 << (v & 7));
-        if (PySet_Add(sat, id)) return -1;
+        found[v] = 1;
     }
     return 0;
 }
@@ -104,12 +103,10 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
     Py_ssize_t n = PyUnicode_GET_LENGTH(text);
     int kind = PyUnicode_KIND(text);
     const void *data = PyUnicode_DATA(text);
-    unsigned char *seen = PyMem_Calloc((size_t)(max_id / 8 + 1), 1);
-    PyObject *sat = PySet_New(NULL), *keyed = PyDict_New();
-    if (seen == NULL || sat == NULL || keyed == NULL) {
-        if (seen == NULL) PyErr_NoMemory();
-        goto fail;
-    }
+    PyObject *sat = PyBytes_FromStringAndSize(NULL, max_id + 1), *keyed = PyDict_New();
+    if (sat == NULL || keyed == NULL) goto fail;
+    char *found = PyBytes_AS_STRING(sat);
+    memset(found, 0, (size_t)(max_id + 1));
     Py_ssize_t i = 0;
     while (i < n) {
         if (!is_word(PyUnicode_READ(kind, data, i))) {
@@ -134,7 +131,7 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
             Py_DECREF(word);
             if (ids == NULL && PyErr_Occurred()) goto fail;
         }
-        if (ids != NULL && add_ids(sat, seen, ids)) goto fail;
+        if (ids != NULL && add_ids(found, ids)) goto fail;
         PyObject *key = PyUnicode_Substring(text, start, start + size < n ? start + size : n);
         if (key == NULL) goto fail;
         PyObject *at = PyDict_GetItemWithError(keyed, key); /* borrowed */
@@ -162,13 +159,11 @@ static PyObject *word_index(PyObject *module, PyObject *args) {
         Py_DECREF(key);
         if (failed) goto fail;
     }
-    PyMem_Free(seen);
     PyObject *result = PyTuple_Pack(2, sat, keyed);
     Py_DECREF(sat);
     Py_DECREF(keyed);
     return result;
 fail:
-    PyMem_Free(seen);
     Py_XDECREF(sat);
     Py_XDECREF(keyed);
     return NULL;

@@ -168,6 +168,7 @@ class _Doc:
         "sentences",
         "starts",
         "_bounds",
+        "_words",
         "_sat",
         "_unsat",
         "_found",
@@ -205,11 +206,14 @@ class _Doc:
         self.starts = [s for s, _ in sentences]
         # Where words start by their first _START_SIZE characters (see _starts), and the required-word groups (see
         # _required_literals) the text's words satisfy, from one pass.
-        sat: set[int]
+        words: bytes
         keyed: dict[str, list[int]]
-        sat, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _word_groups())
-        self._sat = sat
-        self._keyed = keyed
+        words, keyed = (_C_WORD_INDEX or _word_index)(self.scan, _START_SIZE, _word_groups())
+        # declared, not inferred: inferred from the C function's result it would be an object, read without the
+        # compiled bytes indexing
+        self._words: bytes = words
+        self._sat: set[int] = set()
+        self._keyed: dict[str, list[int]] = keyed
         # The word starts each pattern and anchor looking for word starts may begin at, in one pass (see _route_of).
         self.routed: list[list[int] | None] = _route(self.scan, keyed, _ROUTES, len(_ROUTE_IDS))
         self._short: dict[int, dict[str, list[list[int]]]] = {}
@@ -270,8 +274,11 @@ class _Doc:
 
     def may_match(self, needs: _Needs) -> bool:
         """False when a pattern with these required-word groups cannot match this text (see _required_literals)."""
+        words = self._words
         sat = self._sat
         for group in needs:
+            if group < len(words) and words[group]:
+                continue
             if group in sat:
                 continue
             if group in self._unsat:
@@ -378,13 +385,18 @@ def _clause_bounds(scan: str) -> list[int]:
     return ends
 
 
-def _word_index(scan: str, size: int, groups: dict[str, list[int]]) -> tuple[set[int], dict[str, list[int]]]:
-    """The groups (``groups[word]``) of the words of ``scan``, and by the first ``size`` characters from each word's
-    start, where words start.
+def _word_index(scan: str, size: int, groups: dict[str, list[int]]) -> tuple[bytes, dict[str, list[int]]]:
+    """The groups (``groups[word]``) of the words of ``scan``, as a byte for each id up to the largest in ``groups``
+    (1: a word of the text is in it), and by the first ``size`` characters from each word's start, where words start.
 
     copilot/_word_index.c does the same in C, used beside the compiled engine (see copilot/native.py).
     """
-    sat: set[int] = set()
+    if _TOP_OF[0] is not groups:
+        ids_of = [i for ids in groups.values() for i in ids]
+        if any(i < 0 for i in ids_of):
+            raise ValueError("index: group ids are 0 or more")
+        _TOP_OF[:] = [groups, max(ids_of, default=-1)]
+    sat = bytearray(_TOP_OF[1] + 1)
     seen: set[str] = set()
     keyed: dict[str, list[int]] = {}
     for m in _WORD.finditer(scan):
@@ -393,18 +405,19 @@ def _word_index(scan: str, size: int, groups: dict[str, list[int]]) -> tuple[set
         if word not in seen:
             # a word repeated ("the", "you") adds its groups once
             seen.add(word)
-            ids = groups.get(word)
-            if ids:
-                sat.update(ids)
+            for i in groups.get(word, ()):
+                sat[i] = 1
         key = scan[p : p + size]
         at = keyed.get(key)
         if at is None:
             keyed[key] = [p]
         else:
             at.append(p)
-    return sat, keyed
+    return bytes(sat), keyed
 
 
+# The groups dict _word_index was last given (one that never changes) and its largest id.
+_TOP_OF: list[Any] = [None, -1]
 _C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)
 
 
@@ -563,8 +576,9 @@ class Rule:
     pass_examples: tuple[ExampleCase, ...]
     params: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterable[tuple[int, int]]:
-        """The (start, end) spans this rule flags."""
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """The (start, end) spans this rule flags. A list, not a generator: most rules find nothing in a text, and an
+        empty list costs less than a generator."""
         raise NotImplementedError
 
     def finding(self, doc: _Doc, start: int, end: int) -> Finding:
@@ -822,14 +836,14 @@ class PhraseRule(Rule):
         """Matches of all patterns, earliest first, skipping patterns whose required words or starts are absent."""
         found: list[re.Match[str]] = []
         hits = 0
-        sat = doc._sat
+        found_words = doc._words
         scan = doc.scan
         routed = doc.routed
         # The cheapest tests first: the words the text lacks, then where matches could start, then substrings.
         for rx, match, words, others, route, starts, anchor in self.parts:
             missing = False
             for group in words:
-                if group not in sat:
+                if group >= len(found_words) or not found_words[group]:
                     missing = True
                     break
             if missing:
@@ -857,7 +871,6 @@ class PhraseRule(Rule):
 
     def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
         """The matches that no exception cancels."""
-        # A list, not a generator: most rules find nothing in a text, and an empty list costs less than a generator.
         found: list[tuple[int, int]] = []
         last_end = -1
         for m in self._matches(doc):
@@ -917,24 +930,22 @@ class MissingRule(Rule):
     min_sentences: int = 2
     point_at: str = "first"
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield the first or last sentence when nothing in the text matches."""
-        if len(doc.sentences) < self.min_sentences:
-            return
-        if _found(self.regex, doc):
-            return
-        yield doc.sentences[0] if self.point_at == "first" else doc.sentences[-1]
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """The first or last sentence when nothing in the text matches."""
+        if len(doc.sentences) < self.min_sentences or _found(self.regex, doc):
+            return []
+        return [doc.sentences[0] if self.point_at == "first" else doc.sentences[-1]]
 
 
 @dataclass(frozen=True)
 class NameUnusedRule(Rule):
     """Hints when ``CheckContext.customer_name`` is set but no part of the name appears in the reply."""
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield the first sentence when the name is never used."""
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """The first sentence when the name is never used."""
         name = (context.customer_name or "").strip()
         if not name or not doc.sentences:
-            return
+            return []
         text = doc.text
         for rx in _name_patterns(name):
             # what (?<!\w) in front of the pattern would say, without stopping re from skipping ahead to the name
@@ -942,9 +953,9 @@ class NameUnusedRule(Rule):
             while m is not None:
                 at = m.start()
                 if at == 0 or not _is_word_char(text[at - 1]):
-                    return
+                    return []
                 m = rx.search(text, at + 1)
-        yield doc.sentences[0]
+        return [doc.sentences[0]]
 
 
 _TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam", "prof"})
@@ -976,13 +987,14 @@ class ActionCountRule(Rule):
     max: int = 3
     min_sentences: int = 2
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield the first action over the limit, or the first sentence when there is none."""
-        actions = [m.span() for m in doc.matches(self.regex)]
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """The first action over the limit, or the first sentence when there is none."""
+        actions = doc.matches(self.regex)
         if len(actions) > self.max:
-            yield actions[self.max]
-        elif len(actions) < self.min and len(doc.sentences) >= self.min_sentences:
-            yield doc.sentences[0]
+            return [actions[self.max].span()]
+        if len(actions) < self.min and len(doc.sentences) >= self.min_sentences:
+            return [doc.sentences[0]]
+        return []
 
 
 @dataclass(frozen=True)
@@ -991,13 +1003,16 @@ class LongSentenceRule(Rule):
 
     max_words: int = 35
 
-    def find(self, doc: _Doc, context: CheckContext) -> Iterator[tuple[int, int]]:
-        """Yield each over-long sentence."""
+    def find(self, doc: _Doc, context: CheckContext) -> list[tuple[int, int]]:
+        """Each over-long sentence."""
         # n words take at least 2n - 1 characters, so shorter sentences need no splitting
         shortest = 2 * self.max_words + 1
-        for start, end in doc.sentences:
-            if end - start >= shortest and len(doc.text[start:end].split()) > self.max_words:
-                yield start, end
+        text = doc.text
+        return [
+            (start, end)
+            for start, end in doc.sentences
+            if end - start >= shortest and len(text[start:end].split()) > self.max_words
+        ]
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -323,7 +323,12 @@ def test_the_c_word_index_is_the_python_one_on_any_text(text: str, size: int) ->
     # any character: letters and digits of every script, "_", marks, emoji, spaces and controls
     words = {w for w in re.findall(r"\w+", text)}
     groups = {w: [i, i + 1] for i, w in enumerate(sorted(words)[::2])}
-    assert checker._C_WORD_INDEX(text, size, groups) == checker._word_index(text, size, groups)
+    found, keyed = checker._C_WORD_INDEX(text, size, groups)
+    assert (found, keyed) == checker._word_index(text, size, groups)
+    # a byte for each id up to the largest, 1 where a word of the text is in the group
+    assert len(found) == max((i for ids in groups.values() for i in ids), default=-1) + 1
+    assert {i for i, b in enumerate(found) if b} == {i for w in words for i in groups.get(w, ())}
+    assert set(found) <= {0, 1}
 
 
 def test_the_c_word_index_refuses_bad_arguments() -> None:
