@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -48,17 +48,17 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
 
 # Patterns ignore case by matching lower-cased patterns against lower-cased text: Python's re is several times
 # slower with IGNORECASE because it can no longer use literal prefixes to skip ahead.
-_FLAGS = re.MULTILINE
+_FLAGS: Final = re.MULTILINE
 # re's own parser and compiler test flags bit by bit: as a plain int they cost nothing, as a RegexFlag each test is an
 # enum operation (re.compile converts them the same way).
-_FLAG_BITS = int(_FLAGS)
+_FLAG_BITS: Final = int(_FLAGS)
 # Matches may not start or end inside a word ("you" inside "your", "no" inside "know"), whatever the pattern's
 # first and last characters are (a plain \b would break patterns that start with a comma). The end is guarded in
 # the regex; the start is checked in Python (_finditer) because a leading look-behind stops re from skipping ahead
 # to the pattern's first letters and makes every scan several times slower.
-_END_GUARD = r"(?:(?!\w)|(?<!\w))"
-_MACRO = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
-_ABBREVIATIONS = frozenset(
+_END_GUARD: Final = r"(?:(?!\w)|(?<!\w))"
+_MACRO: Final = re.compile(r"\{([A-Z][A-Z0-9_]*)\}")
+_ABBREVIATIONS: Final = frozenset(
     [
         "mr",
         "mrs",
@@ -85,18 +85,18 @@ _ABBREVIATIONS = frozenset(
 )
 # Sentence ends: the stop (group 1) with closing quotes and the space after it (group 2), or a line break. The stop is
 # matched rather than looked behind at so that re can skip straight to the next . ! ? or line break.
-_SENTENCE_END = re.compile(r"([.!?])[\"'”’)\]]*(\s+)|\n\s*")
+_SENTENCE_END: Final = re.compile(r"([.!?])[\"'”’)\]]*(\s+)|\n\s*")
 # Clause boundaries scope negation ("I'd never ask you to calm down") and "unless" look-behinds.
 # The reference: _clause_bounds finds the ends of its matches in the lower-cased scan without running it, since re
 # tries all three alternatives at every character of the text.
-_CLAUSE_BOUNDARY = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
-_CLAUSE_MARKS = ",;:()\u2013\u2014"
+_CLAUSE_BOUNDARY: Final = re.compile(r"[,;:()\u2013\u2014]|\s-\s|\bbut\b", re.IGNORECASE)
+_CLAUSE_MARKS: Final = ",;:()\u2013\u2014"
 # Quoted words are the customer's or someone else's, not the agent's: matching skips them.
-_QUOTED = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
-_TRIM = " \t\n,.;:!?-\u2013\u2014"
+_QUOTED: Final = re.compile(r"\"[^\"\n]*\"|“[^”\n]*”|‘[^’\n]*’|(?<!\w)'[^'\n]+?'(?!\w)")
+_TRIM: Final = " \t\n,.;:!?-\u2013\u2014"
 # The reference for _abbreviation_word.
-_ABBREVIATION_WORD = re.compile(r"([\w.]+)\.$")
-_WORD = re.compile(r"\w+")
+_ABBREVIATION_WORD: Final = re.compile(r"([\w.]+)\.$")
+_WORD: Final = re.compile(r"\w+")
 # The regex parser (stdlib, private) lets the loader find words every match of a rule must contain; a text
 # without any of them skips that rule. Falls back to "always run" if the parser's layout ever changes. The regex
 # compiler (stdlib, private) tells which patterns re itself can skip ahead in (see _starts), and with _sre it
@@ -417,8 +417,8 @@ def _word_index(scan: str, size: int, groups: dict[str, list[int]]) -> tuple[byt
 
 
 # The groups dict _word_index was last given (one that never changes) and its largest id.
-_TOP_OF: list[Any] = [None, -1]
-_C_WORD_INDEX: Any = getattr(native.extension("_word_index"), "index", None)
+_TOP_OF: Final[list[Any]] = [None, -1]
+_C_WORD_INDEX: Final[Any] = getattr(native.extension("_word_index"), "index", None)
 
 
 def _py_candidates(
@@ -600,8 +600,8 @@ class Rule:
         return found
 
 
-_NEW: Any = Finding.__new__
-_SET: Any = object.__setattr__
+_NEW: Final[Any] = Finding.__new__
+_SET: Final[Any] = object.__setattr__
 
 
 def _mid_word(text: str, pos: int) -> bool:
@@ -737,12 +737,12 @@ def _search(
     return found
 
 
-_tries: Any = getattr(native.extension("_word_index"), "tries", None) or _py_tries
-_route: Any = getattr(native.extension("_word_index"), "route", None) or _py_route
-_candidates: Any = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
-_sentence_ends: Any = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
-_C_PRESENT: Any = getattr(native.extension("_word_index"), "present", None)
-_anchor_hits: Any = getattr(native.extension("_word_index"), "anchor_hits", None) or _py_anchor_hits
+_tries: Final[Any] = getattr(native.extension("_word_index"), "tries", None) or _py_tries
+_route: Final[Any] = getattr(native.extension("_word_index"), "route", None) or _py_route
+_candidates: Final[Any] = getattr(native.extension("_word_index"), "candidates", None) or _py_candidates
+_sentence_ends: Final[Any] = getattr(native.extension("_word_index"), "sentence_ends", None) or _py_sentence_ends
+_C_PRESENT: Final[Any] = getattr(native.extension("_word_index"), "present", None)
+_anchor_hits: Final[Any] = getattr(native.extension("_word_index"), "anchor_hits", None) or _py_anchor_hits
 
 
 def _leftmost(found: list[re.Match[str]]) -> list[re.Match[str]]:
@@ -958,9 +958,9 @@ class NameUnusedRule(Rule):
         return [doc.sentences[0]]
 
 
-_TITLES = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam", "prof"})
+_TITLES: Final = frozenset({"mr", "mrs", "ms", "miss", "dr", "mx", "sir", "madam", "prof"})
 # The patterns of the last few customer names: the same name is checked again on each edit of its reply.
-_NAME_PATTERNS: dict[str, tuple[re.Pattern[str], ...]] = {}
+_NAME_PATTERNS: Final[dict[str, tuple[re.Pattern[str], ...]]] = {}
 
 
 def _name_patterns(name: str) -> tuple[re.Pattern[str], ...]:
@@ -1241,28 +1241,28 @@ class _Vocabulary:
 
 # Compiled patterns are shared by source text, so rules repeating a pattern share its cached matches (_Doc keys
 # them by id), and each pattern's required words are worked out once. Both live as long as the process.
-_INTERNED: dict[str, re.Pattern[str]] = {}
-_NEEDS: dict[int, _Needs] = {}
+_INTERNED: Final[dict[str, re.Pattern[str]]] = {}
+_NEEDS: Final[dict[int, _Needs]] = {}
 # id -> (required-word groups, how its matches start or None), for the rules' scans.
-_INFO: dict[int, tuple[_Needs, _Starts | None]] = {}
-_NO_INFO: tuple[_Needs, _Starts | None] = ((), None)
+_INFO: Final[dict[int, tuple[_Needs, _Starts | None]]] = {}
+_NO_INFO: Final[tuple[_Needs, _Starts | None]] = ((), None)
 # id -> the longer start strings by start string, for patterns whose start strings all have _START_SIZE characters.
-_BY_KEY: dict[int, _Prefixes] = {}
+_BY_KEY: Final[dict[int, _Prefixes]] = {}
 # id -> the pattern's anchor (see _anchor_of), for patterns that have one, and as a check uses it (see _route_of).
-_ANCHORS: dict[int, _Anchor] = {}
-_ROUTED_ANCHORS: dict[int, _RoutedAnchor] = {}
+_ANCHORS: Final[dict[int, _Anchor]] = {}
+_ROUTED_ANCHORS: Final[dict[int, _RoutedAnchor]] = {}
 # Word starts by route. Each distinct set of start strings (_Prefixes) a pattern or an anchor looks for is a route,
 # numbered in _ROUTE_IDS; _ROUTES says, by the first _START_SIZE characters of a word, which routes want its starts
 # and the longer strings one of which must follow there. A text's word starts are handed out once to the routes that
 # want them (_Doc.routed), rather than every pattern looking up each of its strings in the text's words.
-_ROUTE_IDS: dict[tuple[tuple[str, tuple[str, ...]], ...], int] = {}
-_ROUTES: _RouteTable = {}
+_ROUTE_IDS: Final[dict[tuple[tuple[str, tuple[str, ...]], ...], int]] = {}
+_ROUTES: Final[_RouteTable] = {}
 # id -> the route of the pattern's _BY_KEY start strings.
-_BY_KEY_ROUTE: dict[int, int] = {}
+_BY_KEY_ROUTE: Final[dict[int, int]] = {}
 # id of a pattern's starts (see _starts) -> the route of each start's strings when they are whole keys, else -1: for
 # the patterns without _BY_KEY start strings.
-_START_ROUTES: dict[int, tuple[int, ...]] = {}
-_INTERNED_TUPLES: dict[tuple[str, ...], tuple[re.Pattern[str], ...]] = {}
+_START_ROUTES: Final[dict[int, tuple[int, ...]]] = {}
+_INTERNED_TUPLES: Final[dict[tuple[str, ...], tuple[re.Pattern[str], ...]]] = {}
 
 
 def _intern(source: str) -> re.Pattern[str]:
@@ -1512,15 +1512,15 @@ def _build_rule(
 # skips the pattern. Groups are numbered process-wide so a text can look all its words up in one pass.
 _Needs = tuple[int, ...]
 _Group = tuple[frozenset[str], tuple[str, ...]]  # (whole words, substrings)
-_MAX_GROUPS = 3
+_MAX_GROUPS: Final = 3
 _LEFT, _RIGHT = "\x02", "\x03"  # marks a literal that is known to start / end at a word boundary
-_GROUP_IDS: dict[_Group, int] = {}
-_GROUP_SUBS: list[tuple[str, ...]] = []
+_GROUP_IDS: Final[dict[_Group, int]] = {}
+_GROUP_SUBS: Final[list[tuple[str, ...]]] = []
 # Every substring of any group, numbered, and each group's substrings by number (see _Doc.may_match).
 _SUBS: tuple[str, ...] = ()
-_SUB_IDS: dict[str, int] = {}
-_GROUP_SUB_IDS: list[tuple[int, ...]] = []
-_WORD_GROUPS: dict[str, list[int]] = {}
+_SUB_IDS: Final[dict[str, int]] = {}
+_GROUP_SUB_IDS: Final[list[tuple[int, ...]]] = []
+_WORD_GROUPS: Final[dict[str, list[int]]] = {}
 # A copy of _WORD_GROUPS made after its last change, never changed itself, so copilot/_word_index.c can keep a table
 # of it for as long as it is the one given (see _word_groups).
 _WORD_SNAPSHOT: dict[str, list[int]] | None = None
@@ -1713,12 +1713,12 @@ def _req_groups(items: list[tuple[Any, Any]], left_ok: bool, right_ok: bool) -> 
 # (length, strings of that length, head): with a head, the strings start a word right after that head of non-word
 # characters; without one, they start a word, or with length 0 (all non-word characters) are searched for.
 _Starts = tuple[tuple[int, tuple[str, ...], str], ...]
-_START_SIZE = 3
-_MAX_STARTS = 128
+_START_SIZE: Final = 3
+_MAX_STARTS: Final = 128
 # Where the start strings all have _START_SIZE characters (the usual case), the longer strings every match starts
 # with, up to _PREFIX_SIZE characters of the first word, by their first _START_SIZE: a word start is tried only where
 # one of them follows (most words starting "the" are "the", but "they", "them" and "then" start with it too).
-_PREFIX_SIZE = 8
+_PREFIX_SIZE: Final = 8
 _Prefixes = dict[str, tuple[str, ...]]
 # (least characters before it, its strings that start a word by their first _START_SIZE as _Prefixes, the others)
 _Anchor = tuple[int, _Prefixes, tuple[str, ...]]
@@ -1839,8 +1839,8 @@ def _prefixes(
 
 # _step's answers by the ids of the item's parts and the size, while _anchor_of works on one parsed pattern (it asks
 # again and again about the same word lists), whose tree holds the parts; empty otherwise.
-_STEPS: dict[tuple[int, int, int], set[tuple[str, bool]] | None] = {}
-_NEWLINES: dict[tuple[int, int, int], bool] = {}
+_STEPS: Final[dict[tuple[int, int, int], set[tuple[str, bool]] | None]] = {}
+_NEWLINES: Final[dict[tuple[int, int, int], bool]] = {}
 _STEPS_ON = False
 
 
@@ -1929,7 +1929,7 @@ _ZERO_WIDTH = ("AT", "ASSERT", "ASSERT_NOT")
 _REPEATS = ("MAX_REPEAT", "MIN_REPEAT", "POSSESSIVE_REPEAT")
 # A string that starts a word costs a lookup among the text's few dozen word starts, however many there are; any
 # other is searched for through the whole text.
-_MAX_ANCHOR_SEARCHES = 8
+_MAX_ANCHOR_SEARCHES: Final = 8
 # An anchor as found: (least characters before it, {(string, whether it starts a word when it starts with one)}).
 _Found = tuple[int, set[tuple[str, bool]]]
 
