@@ -654,6 +654,30 @@ static int route_add(PyObject *routed, Py_ssize_t route, PyObject *pos, Py_ssize
     return PyList_Append(found, pos);
 }
 
+/* Sorts a list of ints ascending: by insertion for the short lists routes get (list.sort costs more to set up than
+ * they take to sort), by list.sort for longer ones. */
+static int sort_positions(PyObject *list) {
+    Py_ssize_t n = PyList_GET_SIZE(list);
+    if (n > 32) return PyList_Sort(list);
+    Py_ssize_t at[32];
+    PyObject *items[32];
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(list, i);
+        Py_ssize_t v = PyLong_AsSsize_t(item);
+        if (v == -1 && PyErr_Occurred()) return -1;
+        Py_ssize_t j = i;
+        while (j > 0 && at[j - 1] > v) {
+            at[j] = at[j - 1];
+            items[j] = items[j - 1];
+            j--;
+        }
+        at[j] = v;
+        items[j] = item;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) PyList_SET_ITEM(list, i, items[i]); /* the same references, reordered */
+    return 0;
+}
+
 /* route(scan, keyed, table, count) -> what checker._py_route returns: for each of `count` routes, None or the
  * ascending word starts of keyed ({key: [positions]}) that table ({key: ((route, longer strings), ...)}) sends it,
  * kept where one of the longer strings follows; routes from count on are left out. Each text key is looked up once,
@@ -728,7 +752,7 @@ static PyObject *route(PyObject *module, PyObject *const *args, Py_ssize_t nargs
         }
     }
     for (Py_ssize_t r = 0; r < count; r++)
-        if (sort[r] && PyList_Sort(PyList_GET_ITEM(routed, r))) goto fail;
+        if (sort[r] && sort_positions(PyList_GET_ITEM(routed, r))) goto fail;
     PyMem_Free(sort);
     PyMem_Free(key_of);
     return routed;

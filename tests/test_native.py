@@ -633,6 +633,23 @@ def test_the_c_routes_of_many_keys_find_what_python_finds(pieces: list[str], key
     assert _c("route")(text, keyed, table, len(routes)) == want
 
 
+def test_the_c_routes_put_the_starts_of_several_keys_in_order() -> None:
+    # a few starts (sorted in place) and many (sorted by list.sort)
+    text = " ".join(["tax", "sax", "wax"] * 20)
+    keyed = checker._word_index(text, 3, {})[1]
+    routes = [{"wax": (), "tax": ()}, {"tax": (), "sax": (), "wax": ()}, {"sax": ("saxo",)}]
+    want = [sorted(keyed["tax"] + keyed["wax"]), sorted(p for at in keyed.values() for p in at), None]
+    assert len(want[1]) == 60
+    for table in (_table(routes), _table(routes[::-1])):
+        got = _c("route")(text, keyed, table, 3)
+        assert (
+            sorted(got, key=str) == sorted(want, key=str) == sorted(checker._py_route(text, keyed, table, 3), key=str)
+        )
+    short = "wax tax"
+    keyed = checker._word_index(short, 3, {})[1]
+    assert _c("route")(short, keyed, _table(routes), 2) == [[0, 4], [0, 4]]
+
+
 def test_the_c_routes_follow_a_table_that_grows() -> None:
     # the table checker.py keeps only grows, a route at a time, counted after it is added: the same dict is given
     # again with a new count, and a text routed in between leaves the newest route out
