@@ -674,20 +674,57 @@ def _py_route(scan: str, keyed: dict[str, list[int]], table: _RouteTable, count:
     """For each of ``count`` routes (see _route_of), None or the ascending word starts of ``keyed`` that ``table``
     sends it, kept where one of the route's longer strings for that key follows (routes from ``count`` on are left
     out); copilot/_word_index.c's ``route`` does the same in C."""
+    by_key = _routes_by_key(table, count)
     routed: list[list[int] | None] = [None] * count
     for key, at in keyed.items():
-        for route, longer in table.get(key, ()):
-            if route >= count:
-                continue  # numbered after the text was routed
-            kept = [p for p in at if scan.startswith(longer, p)] if longer else at
-            if kept:
+        compiled = by_key.get(key)
+        if compiled is None:
+            continue
+        always, sizes, by_text = compiled
+        for p in at:
+            hit = set(always)
+            for size in sizes:
+                more = by_text.get(scan[p : p + size])
+                if more:
+                    hit.update(more)  # a route may have two strings there ("the" and "the "): its start once
+            for route in hit:
                 found = routed[route]
                 if found is None:
-                    routed[route] = list(kept)
+                    routed[route] = [p]
                 else:
-                    found.extend(kept)
-                    found.sort()
+                    found.append(p)
+    for found in routed:
+        if found is not None and len(found) > 1:
+            found.sort()  # the starts of several keys
     return routed
+
+
+# The route table compiled for plain Python, for the last (table, count) given (see _word_index.c's build_routes):
+# by key, the routes taking every start under it, the lengths of its longer strings, and by longer string the routes
+# having it, so a word start is looked up once for each length rather than tested against each route's strings.
+_ROUTES_BY_KEY: Final[list[Any]] = [None, -1, {}]
+
+
+def _routes_by_key(
+    table: _RouteTable, count: int
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], dict[str, tuple[int, ...]]]]:
+    if _ROUTES_BY_KEY[0] is table and _ROUTES_BY_KEY[1] == count:
+        return _ROUTES_BY_KEY[2]  # type: ignore[no-any-return]
+    compiled: dict[str, tuple[tuple[int, ...], tuple[int, ...], dict[str, tuple[int, ...]]]] = {}
+    for key, entries in table.items():
+        always: list[int] = []
+        by_text: dict[str, list[int]] = {}
+        for route, longer in entries:
+            if route >= count:
+                continue  # numbered after the text was routed
+            if not longer:
+                always.append(route)
+            for text in longer:
+                by_text.setdefault(text, []).append(route)
+        sizes = tuple(sorted({len(t) for t in by_text}))
+        compiled[key] = (tuple(always), sizes, {t: tuple(r) for t, r in by_text.items()})
+    _ROUTES_BY_KEY[:] = [table, count, compiled]
+    return compiled
 
 
 def _py_anchor_hits(scan: str, routed: list[list[int] | None], anchor: _RoutedAnchor) -> list[int]:
