@@ -1074,6 +1074,44 @@ static PyObject *present(PyObject *module, PyObject *const *args, Py_ssize_t nar
     return result;
 }
 
+/* made(cls, setters, *values) -> cls.__new__(cls) with each value set through the matching setter of `setters` (a
+ * tuple of the class's own getset descriptors, one per value): what checker.Rule.finding does with object.__setattr__,
+ * without a Python call for each attribute (a frozen dataclass has no other way in). */
+static PyObject *made(PyObject *module, PyObject *const *args, Py_ssize_t nargs) {
+    if (nargs < 2 || !PyType_Check(args[0]) || !PyTuple_Check(args[1]) || PyTuple_GET_SIZE(args[1]) != nargs - 2) {
+        PyErr_SetString(PyExc_TypeError, "made(cls: type, setters: tuple, *values) with a setter for each value");
+        return NULL;
+    }
+    PyTypeObject *cls = (PyTypeObject *)args[0];
+    PyObject *setters = args[1];
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(setters); i++) {
+        PyObject *d = PyTuple_GET_ITEM(setters, i);
+        /* only the class's own descriptors: another type's setter would write into the wrong struct */
+        if (!Py_IS_TYPE(d, &PyGetSetDescr_Type) || ((PyGetSetDescrObject *)d)->d_getset->set == NULL ||
+            PyDescr_TYPE(d) != cls) {
+            PyErr_SetString(PyExc_TypeError, "made: setters must be settable getset descriptors of cls");
+            return NULL;
+        }
+    }
+    if (cls->tp_new == NULL) {
+        PyErr_SetString(PyExc_TypeError, "made: cls cannot be instantiated");
+        return NULL;
+    }
+    PyObject *empty = PyTuple_New(0);
+    if (empty == NULL) return NULL;
+    PyObject *obj = cls->tp_new(cls, empty, NULL);
+    Py_DECREF(empty);
+    if (obj == NULL) return NULL;
+    for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(setters); i++) {
+        PyGetSetDef *def = ((PyGetSetDescrObject *)PyTuple_GET_ITEM(setters, i))->d_getset;
+        if (def->set(obj, args[i + 2], def->closure)) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
 static PyMethodDef methods[] = {
     {"index", word_index, METH_VARARGS, "index(text, size, groups) -> ({group ids of the words}, {first size characters: word starts})"},
     {"route", (PyCFunction)(void (*)(void))route, METH_FASTCALL,
@@ -1083,6 +1121,8 @@ static PyMethodDef methods[] = {
      "where the anchor follows"},
     {"anchor_hits", (PyCFunction)(void (*)(void))anchor_hits, METH_FASTCALL,
      "anchor_hits(scan, routed, anchor) -> where the anchor's strings are, ascending"},
+    {"made", (PyCFunction)(void (*)(void))made, METH_FASTCALL,
+     "made(cls, setters, *values) -> cls.__new__(cls) with each value set through its getset descriptor"},
     {"present", (PyCFunction)(void (*)(void))present, METH_FASTCALL,
      "present(scan, subs) -> bytes: 1 for each string of subs found in scan"},
     {"sentence_ends", sentence_ends, METH_O, "sentence_ends(text) -> [(stop, end, gap, after)] for each sentence end"},

@@ -12,6 +12,7 @@ import gc
 import hashlib
 import importlib
 import re
+import types
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,20 @@ class Finding:
     message: str
     suggestion: str
     source: str
+
+    def __reduce__(self) -> tuple[type[Finding], tuple[object, ...]]:
+        # Copied and pickled by its fields: the C build's frozen class refuses the attribute-by-attribute default.
+        return Finding, (
+            self.category,
+            self.severity,
+            self.start,
+            self.end,
+            self.text,
+            self.rule,
+            self.message,
+            self.suggestion,
+            self.source,
+        )
 
     def to_dict(self) -> dict[str, object]:
         """Return the finding as a JSON-ready dictionary."""
@@ -585,8 +600,24 @@ class Rule:
         """Build the finding for a span of ``doc``."""
         start, end = _trim(doc.text, start, end)
         # The same object Finding(...) builds, without calling the frozen dataclass's __init__: that runs as Python
-        # code even in the C build, and cost more than everything else in building a finding.
+        # code even in the C build, and cost more than everything else in building a finding. In the C build the
+        # attributes are set through the class's own setters in one call.
         text = doc.text[start:end]
+        if _MADE is not None:
+            made: Finding = _MADE(
+                Finding,
+                _SETTERS,
+                self.category,
+                self.severity,
+                start,
+                end,
+                text,
+                self.id,
+                self.message,
+                self.suggestion,
+                self.source,
+            )
+            return made
         found: Finding = _NEW(Finding)
         _SET(found, "category", self.category)
         _SET(found, "severity", self.severity)
@@ -602,6 +633,16 @@ class Rule:
 
 _NEW: Final[Any] = Finding.__new__
 _SET: Final[Any] = object.__setattr__
+# Finding's attributes as the C build defines them (getset descriptors, in Rule.finding's order), when it does.
+_SETTERS: Final[tuple[Any, ...]] = tuple(
+    vars(Finding).get(name)
+    for name in ("category", "severity", "start", "end", "text", "rule", "message", "suggestion", "source")
+)
+_MADE: Final[Any] = (
+    getattr(native.extension("_word_index"), "made", None)
+    if all(isinstance(d, types.GetSetDescriptorType) for d in _SETTERS)
+    else None
+)
 
 
 def _mid_word(text: str, pos: int) -> bool:

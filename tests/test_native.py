@@ -633,6 +633,23 @@ def test_the_c_routes_of_many_keys_find_what_python_finds(pieces: list[str], key
     assert _c("route")(text, keyed, table, len(routes)) == want
 
 
+def test_the_c_finding_maker_refuses_what_it_cannot_set() -> None:
+    made = _c("made")
+    if checker._MADE is None:
+        pytest.skip("the checker runs as source here: its findings have no C setters")
+    setters = checker._SETTERS
+    values = ("blame", "block", 0, 3, "you", "r", "m", "s", "k.md")
+    assert made(checker.Finding, setters, *values) == checker.Finding(*values)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        made(checker.Finding, setters, *values[:-1])  # a setter without a value
+    with pytest.raises(TypeError):
+        made(checker.Finding, (*setters[:-1], "source"), *values)  # not a descriptor
+    with pytest.raises(TypeError):
+        made(checker.CheckContext, setters, *values)  # another class's setters
+    with pytest.raises(TypeError):
+        made(checker.Finding, setters, *values[:2], "0", *values[3:])  # the class's own setter checks the type
+
+
 def test_the_c_routes_put_the_starts_of_several_keys_in_order() -> None:
     # a few starts (sorted in place) and many (sorted by list.sort)
     text = " ".join(["tax", "sax", "wax"] * 20)

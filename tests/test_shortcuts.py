@@ -4,8 +4,10 @@ already flagged."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
+import pickle
 import random
 import re
 from pathlib import Path
@@ -367,6 +369,7 @@ def test_a_rule_builds_the_finding_the_dataclass_would() -> None:
             assert f == same and hash(f) == hash(same) and repr(f) == repr(same) and f.to_dict() == same.to_dict()
             with pytest.raises(dataclasses.FrozenInstanceError):
                 f.start = 0  # type: ignore[misc]
+            assert copy.deepcopy(f) == f == pickle.loads(pickle.dumps(f)) and dataclasses.replace(f) == f
             built += 1
     assert built >= 2
 
