@@ -13,7 +13,7 @@ import hashlib
 import importlib
 import re
 import types
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -653,18 +653,31 @@ def _mid_word(text: str, pos: int) -> bool:
     return (a.isalnum() or a == "_") and (b.isalnum() or b == "_")
 
 
-def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> Iterator[re.Match[str]]:
+def _finditer(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> list[re.Match[str]]:
     """Like ``rx.finditer`` but skips matches that start inside a word, retrying one character later."""
     end = len(text) if endpos is None else endpos
+    found = []
     while pos <= end:
         m = rx.search(text, pos, end)
         if m is None:
-            return
+            break
         if _mid_word(text, m.start()):
             pos = m.start() + 1
             continue
-        yield m
+        found.append(m)
         pos = m.end() if m.end() > m.start() else m.end() + 1
+    return found
+
+
+def _first(rx: re.Pattern[str], text: str, pos: int = 0, endpos: int | None = None) -> re.Match[str] | None:
+    """The first match ``_finditer`` finds, or None: without looking for the others."""
+    end = len(text) if endpos is None else endpos
+    while pos <= end:
+        m = rx.search(text, pos, end)
+        if m is None or not _mid_word(text, m.start()):
+            return m
+        pos = m.start() + 1
+    return None
 
 
 def _matches_at(
@@ -845,7 +858,7 @@ def _found(rx: re.Pattern[str], doc: _Doc) -> bool:
     if not doc.may_match(needs):
         return False
     if starts is None:
-        return next(_finditer(rx, doc.scan), None) is not None
+        return _first(rx, doc.scan) is not None
     match = rx.match
     scan = doc.scan
     return any(match(scan, p) is not None for at in doc.starts_of(rx, starts) for p in at)
@@ -859,7 +872,7 @@ def _any(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, end: int) -
             continue
         at = doc.positions(p)
         if at is None:
-            if next(_finditer(p, scan, start, end), None) is not None:
+            if _first(p, scan, start, end) is not None:
                 return True
             continue
         # Tried only where a match can start, as _matches_at does for the whole text: the same answer as searching.
@@ -898,7 +911,7 @@ def _any_in_clause(patterns: Sequence[re.Pattern[str]], doc: _Doc, start: int, e
     if not live:
         return False
     piece = doc.scan[start:end]
-    return any(next(_finditer(p, piece), None) is not None for p in live)
+    return any(_first(p, piece) is not None for p in live)
 
 
 @dataclass(frozen=True)
