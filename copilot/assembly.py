@@ -28,8 +28,9 @@ log = logging.getLogger("copilot")
 
 
 def load_checker(settings: Settings) -> Checker:
-    """The checker alone: no model, no index, so `copilot check` answers at once."""
-    return Checker.load(settings.prompts_dir / "checker")
+    """The checker alone: no model, no index, so `copilot check` answers at once (its compiled patterns are kept in
+    the data folder for the next start)."""
+    return Checker.load(settings.prompts_dir / "checker", keep=settings.data_dir / "cache")
 
 
 def open_guidance(settings: Settings) -> tuple[MiniLMEmbeddings, GuidanceStore]:

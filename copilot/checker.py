@@ -11,7 +11,10 @@ import difflib
 import gc
 import hashlib
 import importlib
+import marshal
+import os
 import re
+import sys
 import types
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -1354,50 +1357,125 @@ _BY_KEY_ROUTE: Final[dict[int, int]] = {}
 # the patterns without _BY_KEY start strings.
 _START_ROUTES: Final[dict[int, tuple[int, ...]]] = {}
 _INTERNED_TUPLES: Final[dict[tuple[str, ...], tuple[re.Pattern[str], ...]]] = {}
+# By source, what runs before worked out of patterns (read from the file Checker.load is told to keep them in) and
+# what this one did (see _analysed): parsing, analysing and compiling the shipped patterns is most of a cold start.
+_KEPT: Final[dict[str, Any]] = {}
+_KEEP: Final[dict[str, tuple[Any, ...]]] = {}
+_RESTORED: Final[list[int]] = [0]  # how many patterns this process took from _KEPT
+
+
+def _keep_file(folder: Path) -> Path:
+    """The file in ``folder`` keeping the patterns worked out, named for this version of the engine: a change to this
+    module or to Python's regex compiler makes a new name, and what an older version kept is never read."""
+    here = Path(__file__).with_name("checker.py")
+    digest = hashlib.sha256(here.read_bytes() if here.is_file() else b"")
+    digest.update(f"{sys.version}|{_sre.MAGIC}|{_FLAG_BITS}|{_START_SIZE}|{_PREFIX_SIZE}".encode())
+    return folder / f"patterns-{digest.hexdigest()[:16]}.marshal"
+
+
+def _read_kept(path: Path) -> None:
+    try:
+        data = marshal.loads(path.read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return  # none yet, or unreadable: everything is worked out again and the file written anew
+    if isinstance(data, dict):
+        _KEPT.update((source, kept) for source, kept in data.items() if isinstance(source, str))
+
+
+def _write_kept(path: Path) -> None:
+    """Keep what this process worked out, when the file lacks some of it; a folder that cannot be written to only
+    means the next start works it out again."""
+    if all(_KEPT.get(source) is kept for source, kept in _KEEP.items()):
+        return  # all taken from the file as it is (a damaged entry was worked out again: it is written)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for older in path.parent.glob("patterns-*.marshal"):
+            if older != path:
+                older.unlink(missing_ok=True)  # another version's
+        scratch = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        scratch.write_bytes(marshal.dumps(dict(_KEEP)))
+        os.replace(scratch, path)  # whole or not at all, for a process starting meanwhile
+        _KEPT.update(_KEEP)
+    except (OSError, ValueError):
+        return
 
 
 def _intern(source: str) -> re.Pattern[str]:
     """Compile ``source`` once per process and remember which words any match of it needs."""
     rx = _INTERNED.get(source)
     if rx is None:
-        parsed = None
-        if _sre_parse is not None:
-            try:
-                parsed = _sre_parse.parse(source, _FLAG_BITS)  # parsed once for all three uses below
-            except Exception:  # noqa: BLE001 - re.compile below says what is wrong with it
-                parsed = None
-        needs: _Needs = ()
-        starts: _Starts | None = None
-        if parsed is None:
-            rx = re.compile(source, _FLAGS)
+        kept = _KEPT.get(source)
+        made = None if kept is None else _restored(source, kept)
+        if made is None:
+            made = _analysed(source)
         else:
-            needs = _required_literals(parsed)
-            starts = _starts(parsed)
-            try:
-                rx = _factored(source, parsed)
-            except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it as it is
-                rx = re.compile(source, _FLAGS)
+            _RESTORED[0] += 1
+        rx, needs, starts, by_key, anchor, keep = made
+        if keep is not None:
+            _KEEP[source] = keep
         _INTERNED[source] = rx
         _NEEDS[id(rx)] = needs
         _INFO[id(rx)] = (needs, starts)
-        if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
-            _BY_KEY[id(rx)] = _longer_prefixes(parsed, starts[0][1])
-            _BY_KEY_ROUTE[id(rx)] = _route_of(_BY_KEY[id(rx)])
+        if by_key is not None:
+            _BY_KEY[id(rx)] = by_key
+            _BY_KEY_ROUTE[id(rx)] = _route_of(by_key)
         elif starts is not None and any(size == _START_SIZE for size, _, _ in starts):
             _START_ROUTES[id(starts)] = tuple(
                 _route_of(dict.fromkeys(keys, ())) if size == _START_SIZE else -1 for size, keys, _ in starts
             )
-        if parsed is not None:
-            # A match is tried at a word start when its start strings all begin with a word character; a pattern
-            # searched for may start anywhere, and its anchor may be its first strings.
-            if starts is None:
-                anchor = _anchor_of(parsed, False, 0)
-            else:
-                anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts), 1)
-            if anchor is not None:
-                _ANCHORS[id(rx)] = anchor
-                _ROUTED_ANCHORS[id(rx)] = _routed(anchor)
+        if anchor is not None:
+            _ANCHORS[id(rx)] = anchor
+            _ROUTED_ANCHORS[id(rx)] = _routed(anchor)
     return rx
+
+
+# What _intern works out for a pattern: the compiled pattern, its required-word groups, its starts, its longer start
+# strings by start string, its anchor, and what of it can be kept between runs (see _keep_file).
+_Made = tuple[
+    re.Pattern[str], "_Needs", "_Starts | None", "_Prefixes | None", "_Anchor | None", "tuple[Any, ...] | None"
+]
+
+
+def _analysed(source: str) -> _Made:
+    """Parse, analyse and compile ``source``."""
+    parsed = None
+    if _sre_parse is not None:
+        try:
+            parsed = _sre_parse.parse(source, _FLAG_BITS)  # parsed once for all the uses below
+        except Exception:  # noqa: BLE001 - re.compile below says what is wrong with it
+            parsed = None
+    if parsed is None:
+        return re.compile(source, _FLAGS), (), None, None, None, None
+    needs = _required_literals(parsed)
+    starts = _starts(parsed)
+    try:
+        code = _factored_code(source, parsed)
+    except Exception:  # noqa: BLE001 - a surprise in the private compiler: re compiles it as it is
+        code = None
+    rx = re.compile(source, _FLAGS) if code is None else _from_code(source, code)
+    by_key = None
+    if starts and len(starts) == 1 and starts[0][0] == _START_SIZE and not starts[0][2]:
+        by_key = _longer_prefixes(parsed, starts[0][1])
+    # A match is tried at a word start when its start strings all begin with a word character; a pattern searched
+    # for may start anywhere, and its anchor may be its first strings.
+    if starts is None:
+        anchor = _anchor_of(parsed, False, 0)
+    else:
+        anchor = _anchor_of(parsed, all(size > 0 and not head for size, _, head in starts), 1)
+    keep = None if code is None else (code, [_GROUPS[g] for g in needs], starts, by_key, anchor)
+    return rx, needs, starts, by_key, anchor, keep
+
+
+def _restored(source: str, kept: Any) -> _Made | None:
+    """What _analysed works out for ``source``, from what a run before kept of it; None when that does not hold up
+    (another version's file, or a damaged one), and the pattern is worked out again."""
+    try:
+        code, groups, starts, by_key, anchor = kept
+        rx = _from_code(source, code)
+        needs = tuple(_group_id((frozenset(words), tuple(subs))) for words, subs in groups)
+        return rx, needs, starts, by_key, anchor, kept
+    except Exception:  # noqa: BLE001 - anything wrong with a kept entry: work it out again
+        return None
 
 
 def _route_of(by_key: _Prefixes) -> int:
@@ -1436,17 +1514,28 @@ def _factored(source: str, parsed: Any = None) -> re.Pattern[str]:
         return re.compile(source, _FLAGS)
     if parsed is None:
         parsed = _sre_parse.parse(source, _FLAG_BITS)
+    code = _factored_code(source, parsed)
+    return re.compile(source, _FLAGS) if code is None else _from_code(source, code)
+
+
+def _factored_code(source: str, parsed: Any) -> tuple[Any, ...] | None:
+    """What _sre.compile takes to compile ``source`` the way _factored does, or None where re compiles it as it is."""
     state = parsed.state
     if state.flags & (re.IGNORECASE | re.LOCALE):
-        return re.compile(source, _FLAGS)
+        return None
     tree = _sre_parse.SubPattern(state, _trie_items(state, list(parsed)))
     code = _sre_compiler._code(tree, _FLAG_BITS)
     index_group: list[str | None] = [None] * state.groups
     for name, number in state.groupdict.items():
         index_group[number] = name
-    return _sre.compile(  # type: ignore[no-any-return]
-        source, _FLAG_BITS | state.flags, code, state.groups - 1, state.groupdict, tuple(index_group)
-    )
+    # plain ints: the compiler's opcodes are an int subclass, which cannot be kept (see _write_kept)
+    program = [int(op) for op in code]
+    return _FLAG_BITS | state.flags, program, state.groups - 1, dict(state.groupdict), tuple(index_group)
+
+
+def _from_code(source: str, code: tuple[Any, ...]) -> re.Pattern[str]:
+    flags, program, groups, group_dict, index_group = code
+    return _sre.compile(source, flags, program, groups, group_dict, index_group)  # type: ignore[no-any-return]
 
 
 def _trie_items(state: Any, items: list[tuple[Any, Any]]) -> list[tuple[Any, Any]]:
@@ -1606,6 +1695,7 @@ _Group = tuple[frozenset[str], tuple[str, ...]]  # (whole words, substrings)
 _MAX_GROUPS: Final = 3
 _LEFT, _RIGHT = "\x02", "\x03"  # marks a literal that is known to start / end at a word boundary
 _GROUP_IDS: Final[dict[_Group, int]] = {}
+_GROUPS: Final[list[_Group]] = []  # by id
 _GROUP_SUBS: Final[list[tuple[str, ...]]] = []
 # Every substring of any group, numbered, and each group's substrings by number (see _Doc.may_match).
 _SUBS: tuple[str, ...] = ()
@@ -1641,6 +1731,7 @@ def _group_id(group: _Group) -> int:
     if gid is None:
         global _SUBS, _WORD_SNAPSHOT
         gid = _GROUP_IDS[group] = len(_GROUP_SUBS)
+        _GROUPS.append(group)
         _GROUP_SUBS.append(group[1])
         ids = []
         for sub in group[1]:
@@ -2270,19 +2361,26 @@ class Checker:
         self.learned = tuple(r for r in self.rules if isinstance(r, ClassifierRule))
 
     @classmethod
-    def load(cls, directory: Path, model: SentenceModel | None = None) -> Checker:
+    def load(cls, directory: Path, model: SentenceModel | None = None, keep: Path | None = None) -> Checker:
         """Load and validate every ``*.yaml`` file in ``directory`` (sorted); raise DataFileError on any problem.
 
         ``model`` replaces the file the classifier rules name (the trainer scores models it has not written yet).
+        ``keep``: a folder where the patterns worked out are kept for the next process to start from (see _KEPT).
         """
+        kept = None if keep is None else _keep_file(keep)
+        if kept is not None:
+            _read_kept(kept)
         # Loading builds many small objects and keeps most: the collector's passes over them would be wasted work.
         collecting = gc.isenabled()
         gc.disable()
         try:
-            return cls._load(directory, model)
+            checker = cls._load(directory, model)
         finally:
             if collecting:
                 gc.enable()
+        if kept is not None:
+            _write_kept(kept)
+        return checker
 
     @classmethod
     def _load(cls, directory: Path, model: SentenceModel | None) -> Checker:

@@ -370,3 +370,82 @@ def test_self_test_reports_rule_and_example(tmp_path: Path) -> None:
 def test_rules_never_execute_yaml_tags(tmp_path: Path) -> None:
     err = load_error(tmp_path, GOOD_RULE.replace("kind: phrase", "kind: !!python/object/apply:os.system ['true']"))
     assert "YAML" in str(err)
+
+
+# The patterns kept between runs (Checker.load(keep=...)): each run is its own process, as each start of `copilot
+# check` is, since a process compiles each pattern once.
+_KEEP_RUN = """
+import json, sys
+from pathlib import Path
+from copilot import checker
+found = checker.Checker.load(Path(sys.argv[1]), keep=Path(sys.argv[2]))
+texts = json.loads(sys.argv[3])
+print(json.dumps({
+    "restored": checker._RESTORED[0],
+    "interned": len(checker._INTERNED),
+    "findings": [[f.to_dict() for f in found.check(t)] for t in texts],
+}))
+"""
+_KEEP_TEXTS = [
+    "I'm sorry for any inconvenience, but you should have read the instructions. Our policy clearly states no refunds.",
+    "Dana, I'm sorry your order arrived broken again. I've sent a replacement by express today and I'll call you "
+    "Friday to confirm it arrived.",
+    "As I already explained, that's not my department. The courier lost it, not us.",
+]
+
+
+def _keep_run(keep: Path, rules: Path = RULES) -> dict[str, object]:
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _KEEP_RUN, str(rules), str(keep), json.dumps(_KEEP_TEXTS)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    return json.loads(done.stdout)  # type: ignore[no-any-return]
+
+
+def test_patterns_kept_between_runs_check_as_patterns_worked_out(checker: Checker, tmp_path: Path) -> None:
+    fresh = [[f.to_dict() for f in checker.check(t)] for t in _KEEP_TEXTS]
+    first = _keep_run(tmp_path)
+    assert first["restored"] == 0 and first["findings"] == fresh
+    [kept] = tmp_path.glob("patterns-*.marshal")
+    second = _keep_run(tmp_path)
+    # the second start compiles nothing it can restore: every pattern worked out the same way before
+    assert second["restored"] == second["interned"] == first["interned"]
+    assert second["findings"] == fresh
+    assert kept.stat().st_size > 100_000
+
+
+def test_a_damaged_or_foreign_keep_file_is_worked_out_again(checker: Checker, tmp_path: Path) -> None:
+    import marshal
+
+    fresh = [[f.to_dict() for f in checker.check(t)] for t in _KEEP_TEXTS]
+    _keep_run(tmp_path)
+    [kept] = tmp_path.glob("patterns-*.marshal")
+    entries = marshal.loads(kept.read_bytes())
+    # an entry whose compiled program is garbage and one whose shape is wrong: both worked out again
+    source, (code, *rest) = next(iter(entries.items()))
+    entries[source] = ((code[0], [1, 2, 3], *code[2:]), *rest)
+    other = list(entries)[1]
+    entries[other] = ("not", "an entry")
+    kept.write_bytes(marshal.dumps(entries))
+    again = _keep_run(tmp_path)
+    assert again["findings"] == fresh and again["restored"] == again["interned"] - 2
+    # a file that is not a marshal at all, and an older version's file, which is removed
+    kept.write_bytes(b"\x00 not marshal")
+    (tmp_path / "patterns-0123456789abcdef.marshal").write_bytes(b"old")
+    assert _keep_run(tmp_path)["findings"] == fresh
+    assert [p.name for p in tmp_path.glob("patterns-*.marshal")] == [kept.name]
+    assert _keep_run(tmp_path)["restored"] == again["interned"]
+
+
+def test_a_keep_folder_that_cannot_be_written_only_costs_the_next_start(checker: Checker, tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the folder would be")
+    fresh = [[f.to_dict() for f in checker.check(t)] for t in _KEEP_TEXTS]
+    assert _keep_run(blocked / "cache")["findings"] == fresh
