@@ -306,7 +306,7 @@ class _Doc:
                 if _C_PRESENT is None:
                     # plain Python: searched for as asked, since most groups are never asked about
                     scan = self.scan
-                    if any(s in scan for s in _GROUP_SUBS[group]):
+                    if any(s in scan for s in _GROUPS[group][1]):
                         sat.add(group)
                         continue
                 else:
@@ -1696,7 +1696,6 @@ _MAX_GROUPS: Final = 3
 _LEFT, _RIGHT = "\x02", "\x03"  # marks a literal that is known to start / end at a word boundary
 _GROUP_IDS: Final[dict[_Group, int]] = {}
 _GROUPS: Final[list[_Group]] = []  # by id
-_GROUP_SUBS: Final[list[tuple[str, ...]]] = []
 # Every substring of any group, numbered, and each group's substrings by number (see _Doc.may_match).
 _SUBS: tuple[str, ...] = ()
 _SUB_IDS: Final[dict[str, int]] = {}
@@ -1730,9 +1729,8 @@ def _group_id(group: _Group) -> int:
     gid = _GROUP_IDS.get(group)
     if gid is None:
         global _SUBS, _WORD_SNAPSHOT
-        gid = _GROUP_IDS[group] = len(_GROUP_SUBS)
+        gid = _GROUP_IDS[group] = len(_GROUPS)
         _GROUPS.append(group)
-        _GROUP_SUBS.append(group[1])
         ids = []
         for sub in group[1]:
             if sub not in _SUB_IDS:
@@ -1917,8 +1915,8 @@ _Part = tuple[re.Pattern[str], Any, tuple[int, ...], _Needs, int, _Starts | None
 
 def _part(rx: re.Pattern[str]) -> _Part:
     needs, starts = _INFO[id(rx)]
-    words = tuple(g for g in needs if not _GROUP_SUBS[g])
-    others = tuple(g for g in needs if _GROUP_SUBS[g])
+    words = tuple(g for g in needs if not _GROUPS[g][1])
+    others = tuple(g for g in needs if _GROUPS[g][1])
     return rx, rx.match, words, others, _BY_KEY_ROUTE.get(id(rx), -1), starts, _ROUTED_ANCHORS.get(id(rx))
 
 
